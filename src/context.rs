@@ -1,0 +1,197 @@
+//! [`Context`]: everything an action knows about its request, and the door to
+//! live responses.
+
+use bytes::Bytes;
+use http::{request::Parts, HeaderMap, Method, Uri};
+use std::{future::Future, sync::Arc};
+
+use crate::{
+    error::BoxError,
+    live::{self, LiveOptions, LiveStream, LiveTracker},
+    response::Response,
+    router::App,
+};
+
+/// The request as an action sees it: method, path, path and query
+/// parameters, headers, body, and the app's shared state.
+///
+/// # Example
+///
+/// ```
+/// use rill::{Context, Response};
+///
+/// async fn greet(ctx: Context) -> Response {
+///     let name = ctx.param("name").unwrap_or("stranger");
+///     let punct = ctx.query("punct").unwrap_or("!");
+///     Response::text(format!("hello, {name}{punct}\n"))
+/// }
+/// let router = rill::Router::new().get("/hello/:name", greet);
+/// ```
+pub struct Context {
+    parts: Parts,
+    params: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    body: Bytes,
+    app: Arc<App>,
+}
+
+impl Context {
+    pub(crate) fn new(
+        parts: Parts,
+        params: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+        body: Bytes,
+        app: Arc<App>,
+    ) -> Self {
+        Context {
+            parts,
+            params,
+            query,
+            body,
+            app,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.parts.method
+    }
+
+    /// The request URI as sent.
+    pub fn uri(&self) -> &Uri {
+        &self.parts.uri
+    }
+
+    /// The request path, still percent-encoded.
+    pub fn path(&self) -> &str {
+        self.parts.uri.path()
+    }
+
+    /// A path parameter (`:name` in the route), percent-decoded.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        lookup(&self.params, name)
+    }
+
+    /// All path parameters, in pattern order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The first query parameter called `name`, percent-decoded (`+` is a
+    /// space).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        lookup(&self.query, name)
+    }
+
+    /// Every value of the query parameter `name`, in order
+    /// (`?channel=a&channel=b`).
+    pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All query parameters, decoded, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// A header's value, when it is present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name)?.to_str().ok()
+    }
+
+    /// The request body, read in full before the action ran (bounded by
+    /// [`Router::body_limit`](crate::Router::body_limit)).
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The request's extensions (set by layers in front of rill, if any).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.parts.extensions
+    }
+
+    /// App state registered with [`Router::state`](crate::Router::state).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.app.state.get::<T>()
+    }
+
+    /// The tracker of this app's live responses (e.g. for
+    /// [`active`](LiveTracker::active) counts).
+    pub fn tracker(&self) -> &LiveTracker {
+        &self.app.tracker
+    }
+
+    /// Answers with a live response: spawns `writer` with this context and a
+    /// [`LiveStream`], and returns at once. Defaults: `text/plain;
+    /// charset=utf-8`, channel capacity 8. See [`rill::live_with`](crate::live_with)
+    /// for how the body ends.
+    ///
+    /// A `HEAD` request gets the headers and no body, and the writer is not
+    /// started.
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn numbers(ctx: Context) -> Response {
+    ///     ctx.live(|_ctx, mut stream| async move {
+    ///         for n in 1..=10 {
+    ///             stream.write(format!("{n}\n")).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// # Pitfalls
+    ///
+    /// See [`LiveStream`]: proxy buffering, idle writers, back-pressure.
+    pub fn live<F, Fut>(self, writer: F) -> Response
+    where
+        F: FnOnce(Context, LiveStream) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.live_with(LiveOptions::default(), writer)
+    }
+
+    /// [`live`](Self::live) with options (charset, content type, capacity,
+    /// status). The app's tracker is used unless the options name another.
+    pub fn live_with<F, Fut>(self, mut options: LiveOptions, writer: F) -> Response
+    where
+        F: FnOnce(Context, LiveStream) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        if options.tracker.is_none() {
+            options.tracker = Some(self.app.tracker.clone());
+        }
+        if self.parts.method == Method::HEAD {
+            return live::head_response(&options);
+        }
+        live::live_with(options, move |stream| writer(self, stream))
+    }
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("method", &self.parts.method)
+            .field("uri", &self.parts.uri)
+            .field("params", &self.params)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}

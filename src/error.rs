@@ -1,0 +1,122 @@
+//! Error types, one enum per layer.
+//!
+//! * [`LiveError`] — what a live writer sees when a write cannot go through.
+//! * [`WriterError`] — how a live writer task ended, as seen through its
+//!   [`WriterHandle`](crate::WriterHandle).
+//! * [`BodyError`] — why a response body was aborted (what hyper sees).
+//! * [`CharsetError`] — an unknown charset label.
+//! * [`ServeError`] — the server could not bind or listen.
+
+use std::{error::Error as StdError, io, net::SocketAddr, sync::Arc};
+
+/// A boxed error that can cross threads: what writers and streams may fail with.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a write to a [`LiveStream`](crate::LiveStream) did not go through.
+///
+/// `ClientDisconnected` and `StreamClosed` are normal outcomes of a long-lived
+/// response, not bugs: a writer catches them, releases what it holds and returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The stream was closed — by [`close`](crate::LiveStream::close),
+    /// [`disconnect`](crate::LiveStream::disconnect), or by the framework (the
+    /// writer returned, or the server is shutting down). Nothing more can be
+    /// written; the writer should return.
+    #[error("the live stream is closed")]
+    StreamClosed,
+    /// The client went away (its connection closed or its HTTP/2 stream was
+    /// reset). Nothing more will reach it; release resources and return.
+    #[error("the client disconnected")]
+    ClientDisconnected,
+    /// The text holds a character the response charset cannot represent.
+    /// Nothing of this chunk was written; the stream is still usable.
+    #[error("character {character:?} cannot be encoded in {charset}")]
+    Unencodable {
+        /// The first character that has no representation in the charset.
+        character: char,
+        /// The charset's canonical name, e.g. `windows-1252`.
+        charset: &'static str,
+    },
+}
+
+impl LiveError {
+    /// Whether this error means the response is over for a reason the writer
+    /// should treat as normal (closed stream or departed client).
+    pub fn is_end_of_stream(&self) -> bool {
+        matches!(self, LiveError::StreamClosed | LiveError::ClientDisconnected)
+    }
+}
+
+/// How a live writer task ended badly; the `Err` side of a
+/// [`WriterHandle`](crate::WriterHandle)'s result.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriterError {
+    /// The writer returned a [`LiveError`] (typically `ClientDisconnected`).
+    #[error("live writer stopped")]
+    Live(#[source] LiveError),
+    /// The writer returned some other error; the response was aborted.
+    #[error("live writer failed")]
+    Failed(#[source] Arc<dyn StdError + Send + Sync + 'static>),
+    /// The writer panicked; the response was aborted. The panic did not reach
+    /// any other task.
+    #[error("live writer panicked: {message}")]
+    Panicked {
+        /// The panic payload, if it was a string.
+        message: String,
+    },
+    /// The writer task was cancelled before it finished (server shutdown
+    /// deadline, or runtime shutdown).
+    #[error("live writer was cancelled")]
+    Cancelled,
+}
+
+/// Why a response body ended with an error instead of cleanly.
+///
+/// hyper turns a body error into an aborted response: on HTTP/1.1 the
+/// connection is closed without the terminating chunk, on HTTP/2 the stream is
+/// reset. The client therefore never mistakes a broken response for a
+/// complete one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The live writer returned an error or panicked.
+    #[error("live writer failed; response aborted")]
+    WriterFailed,
+    /// The live writer was cancelled before it closed the stream.
+    #[error("live writer was cancelled; response aborted")]
+    WriterCancelled,
+    /// A pull-based response stream yielded an error.
+    #[error("response stream failed")]
+    Stream(#[source] BoxError),
+}
+
+/// A charset label that the WHATWG Encoding Standard does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown charset label {label:?}")]
+pub struct CharsetError {
+    /// The label as given.
+    pub label: String,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address did not resolve to anything.
+    #[error("the address resolved to nothing")]
+    NoAddress,
+    /// Binding or listening on the address failed (in use, permission, …).
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address we tried.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Another I/O failure (e.g. reading the listener's local address).
+    #[error("server i/o failed")]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,76 @@
+//! rill — live HTTP responses for Rust.
+//!
+//! Controllers whose actions stream their answer while it is being produced:
+//! an action calls [`Context::live`] and returns at once; a spawned writer
+//! pushes chunks through a bounded channel that the response body pulls, so
+//! a slow client slows the writer (back-pressure) and a departed one stops it
+//! ([`LiveError::ClientDisconnected`]).
+//!
+//! ```no_run
+//! use rill::{Context, Response, Router, Server};
+//!
+//! async fn numbers(ctx: Context) -> Response {
+//!     ctx.live(|_ctx, mut stream| async move {
+//!         for n in 1..=10 {
+//!             stream.write(format!("{n}\n")).await?;
+//!         }
+//!         Ok(())
+//!     })
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), rill::ServeError> {
+//! let server = Server::bind("127.0.0.1:3000").await?;
+//! server.serve(Router::new().get("/numbers", numbers)).await
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * `live` — [`live()`]/[`live_with`], [`LiveStream`] (the writer's end),
+//!   the writer task and its [`WriterHandle`], [`LiveTracker`].
+//! * `body` — [`Body`], the `http_body::Body` that pulls the writer's channel.
+//! * `charset` — [`Charset`]: how text chunks become bytes.
+//! * `chunk` — [`Chunk`]: what a writer can write.
+//! * `response` — [`Response`] and [`IntoResponse`].
+//! * `context` — [`Context`]: the request as an action sees it.
+//! * `handler` — [`Handler`]: async fns and closures as actions.
+//! * `controller` — [`Controller`] and [`Routes`]: actions grouped with state.
+//! * `router` — [`Router`]: method + path pattern → action; 404/405/413/HEAD.
+//! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, graceful shutdown.
+//! * `error` — one error enum per layer.
+//!
+//! Guides: `docs/architecture.md` (the path of a chunk) and `docs/live.md`.
+
+#![deny(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod charset;
+mod chunk;
+mod context;
+mod controller;
+mod error;
+mod handler;
+mod live;
+mod panic;
+mod query;
+mod response;
+mod router;
+mod server;
+
+pub use body::Body;
+pub use charset::Charset;
+pub use chunk::Chunk;
+pub use context::Context;
+pub use controller::{Controller, Routes};
+pub use error::{BodyError, BoxError, CharsetError, LiveError, ServeError, WriterError};
+pub use handler::{BoxFuture, Handler};
+pub use live::{
+    live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,
+    DEFAULT_CAPACITY,
+};
+pub use response::{IntoResponse, Response};
+pub use router::{Router, RouterService, DEFAULT_BODY_LIMIT};
+pub use server::{
+    Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE,
+};

@@ -1,0 +1,210 @@
+//! [`LiveStream`]: the writer's end of a live response.
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use std::{future::Future, sync::Arc, task::Poll};
+
+use super::shared::{Shared, CLOSED, DISCONNECTED, SHUTDOWN};
+use crate::{charset::Charset, chunk::Chunk, error::LiveError};
+
+/// The writer's end of a live response: what `ctx.live(|ctx, stream| …)`
+/// hands to your closure.
+///
+/// Each [`write`](Self::write) becomes one chunk on the wire, in order. Writes
+/// wait while the bounded channel to the response body is full — that is the
+/// back-pressure of a client that reads slowly — and fail once the client has
+/// gone ([`LiveError::ClientDisconnected`]) or the stream is closed
+/// ([`LiveError::StreamClosed`]).
+///
+/// # Example
+///
+/// ```
+/// use rill::{Context, LiveError, Response};
+/// use std::time::Duration;
+///
+/// async fn feed(ctx: Context) -> Response {
+///     ctx.live(|_ctx, mut stream| async move {
+///         let mut n = 0u64;
+///         loop {
+///             n += 1;
+///             match stream.write(format!("line {n}\n")).await {
+///                 Ok(()) => {}
+///                 Err(LiveError::ClientDisconnected) => {
+///                     // release resources here
+///                     return Ok(());
+///                 }
+///                 Err(e) => return Err(e.into()),
+///             }
+///             tokio::time::sleep(Duration::from_millis(100)).await;
+///         }
+///     })
+/// }
+/// ```
+///
+/// # Pitfalls
+///
+/// * **Proxy buffering.** nginx and some CDNs buffer responses; rill sends
+///   `X-Accel-Buffering: no` and `Cache-Control: no-cache`, but other proxies
+///   may need their own configuration.
+/// * **Idle writers and departed clients.** A writer that waits on something
+///   else does not learn of a disconnect from `write` until it writes again:
+///   `select!` on [`disconnected`](Self::disconnected) to stop at once.
+/// * **Cancel safety.** Dropping a `write` future before it completes writes
+///   nothing of that chunk (the chunk is handed over in one step).
+/// * **Back-pressure.** A client that stops reading makes `write` wait, and
+///   the writer with it. A producer that must not wait should drop or
+///   coalesce data itself rather than buffer without bound.
+#[must_use = "a live stream does nothing unless written to"]
+pub struct LiveStream {
+    tx: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+    charset: Charset,
+}
+
+impl LiveStream {
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>, shared: Arc<Shared>, charset: Charset) -> Self {
+        LiveStream {
+            tx,
+            shared,
+            charset,
+        }
+    }
+
+    /// Sends one chunk to the client: text is encoded in the response
+    /// charset, bytes go through unchanged. An empty chunk is skipped (an empty
+    /// chunk would end an HTTP/1.1 chunked body). Waits while the channel to
+    /// the body is full.
+    ///
+    /// # Errors
+    ///
+    /// * [`LiveError::StreamClosed`] after [`close`](Self::close),
+    ///   [`disconnect`](Self::disconnect) or server shutdown;
+    /// * [`LiveError::ClientDisconnected`] once the client is gone;
+    /// * [`LiveError::Unencodable`] if the text has a character the charset
+    ///   cannot represent — nothing is written and the stream stays usable.
+    pub async fn write<'a>(&mut self, chunk: impl Into<Chunk<'a>>) -> Result<(), LiveError> {
+        if let Some(e) = self.shared.write_error() {
+            return Err(e);
+        }
+        let bytes = match chunk.into() {
+            Chunk::Text(text) => self.charset.encode(text)?,
+            Chunk::Binary(bytes) => bytes,
+        };
+        self.send_bytes(bytes).await
+    }
+
+    /// Sends already-encoded bytes; the building block of `write` and of the
+    /// SSE writer.
+    pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), LiveError> {
+        if let Some(e) = self.shared.write_error() {
+            return Err(e);
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Fast path: room in the channel.
+        let bytes = match self.tx.try_send(bytes) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_disconnected() => return Err(self.shared.gone_error()),
+            Err(e) => e.into_inner(),
+        };
+        // Slow path: wait for room, but wake up if the stream is closed or
+        // the client leaves meanwhile (a shutdown must not wait on a stalled
+        // client).
+        let shared = &self.shared;
+        let tx = &mut self.tx;
+        let notified = shared.notifier().notified();
+        tokio::pin!(notified);
+        std::future::poll_fn(|cx| loop {
+            if let Some(e) = shared.write_error() {
+                return Poll::Ready(Err(e));
+            }
+            if notified.as_mut().poll(cx).is_ready() {
+                notified.set(shared.notifier().notified());
+                continue;
+            }
+            return match tx.poll_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(shared.gone_error())),
+                Poll::Pending => Poll::Pending,
+            };
+        })
+        .await?;
+        self.tx
+            .start_send(bytes)
+            .map_err(|_| self.shared.gone_error())
+    }
+
+    /// Whether the client has gone away.
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.has(DISCONNECTED)
+    }
+
+    /// Whether the stream is closed (by [`close`](Self::close),
+    /// [`disconnect`](Self::disconnect) or server shutdown).
+    pub fn is_closed(&self) -> bool {
+        self.shared.has(CLOSED)
+    }
+
+    /// Whether the stream was closed because the server is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.has(SHUTDOWN)
+    }
+
+    /// Closes the stream: the body ends cleanly once the client has received
+    /// what was written; later writes return [`LiveError::StreamClosed`].
+    pub fn close(&mut self) {
+        self.shared.set(CLOSED);
+        self.tx.close_channel();
+    }
+
+    /// Marks the client as gone and closes the stream, like the framework does
+    /// when the client leaves. Later writes return [`LiveError::StreamClosed`].
+    pub fn disconnect(&mut self) {
+        self.shared.set(DISCONNECTED | CLOSED);
+        self.tx.close_channel();
+    }
+
+    /// A future that resolves when the client goes away — even while this
+    /// writer is idle. It owns what it needs, so it can be moved into
+    /// `tokio::select!` next to a `write` or anything else.
+    ///
+    /// ```
+    /// # async fn f(mut stream: rill::LiveStream, mut rx: tokio::sync::mpsc::Receiver<String>) {
+    /// let gone = stream.disconnected();
+    /// tokio::pin!(gone);
+    /// loop {
+    ///     tokio::select! {
+    ///         _ = &mut gone => break, // clean up
+    ///         Some(msg) = rx.recv() => { let _ = stream.write(msg).await; }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { shared.wait_for(DISCONNECTED).await }
+    }
+
+    /// A future that resolves when the stream can take no more writes: it
+    /// was closed (including by server shutdown) or the client went away.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { shared.wait_for(CLOSED | DISCONNECTED).await }
+    }
+
+    /// The charset text chunks are encoded in.
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+}
+
+impl std::fmt::Debug for LiveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStream")
+            .field("charset", &self.charset)
+            .field("closed", &self.is_closed())
+            .field("disconnected", &self.is_disconnected())
+            .finish()
+    }
+}

@@ -1,0 +1,472 @@
+//! [`Router`]: maps method + path pattern to actions, and answers 404, 405,
+//! 413 and `HEAD` itself.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::{convert::Infallible, sync::Arc};
+
+use crate::{
+    body::Body,
+    context::Context,
+    controller::{Controller, Routes},
+    error::BoxError,
+    handler::Handler,
+    live::LiveTracker,
+    query,
+    response::Response,
+};
+
+/// The default request-body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every request of one app shares: state, the live tracker, limits.
+pub(crate) struct App {
+    pub(crate) state: http::Extensions,
+    pub(crate) tracker: LiveTracker,
+    pub(crate) body_limit: usize,
+}
+
+/// Maps method + path to actions.
+///
+/// Patterns are made of `/`-separated segments: static (`/numbers`), named
+/// parameters (`/rooms/:id`), and a final catch-all (`/files/*path`). When
+/// several patterns match, the most specific wins (static before parameter
+/// before catch-all, segment by segment).
+///
+/// The router itself answers:
+/// * unknown path → `404 Not Found`;
+/// * known path, other method → `405 Method Not Allowed` with `Allow`;
+/// * `HEAD` on a `GET` route → the `GET` action's headers, no body;
+/// * a body over [`body_limit`](Self::body_limit) → `413 Payload Too Large`;
+/// * a path parameter that is not UTF-8 once decoded → `400 Bad Request`;
+/// * a panicking action → `500 Internal Server Error` (the connection and all
+///   others carry on).
+///
+/// # Example
+///
+/// ```
+/// use rill::{Context, Response, Router};
+///
+/// async fn show(ctx: Context) -> Response {
+///     Response::text(format!("room {}\n", ctx.param("id").unwrap_or_default()))
+/// }
+///
+/// let router = Router::new()
+///     .get("/rooms/:id", show)
+///     .state(String::from("shared config"));
+/// ```
+pub struct Router {
+    routes: Vec<Route>,
+    app: App,
+}
+
+struct Route {
+    method: Method,
+    pattern: Pattern,
+    handler: Arc<dyn Handler>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router {
+            routes: Vec::new(),
+            app: App {
+                state: http::Extensions::new(),
+                tracker: LiveTracker::new(),
+                body_limit: DEFAULT_BODY_LIMIT,
+            },
+        }
+    }
+
+    /// Routes `method` + `path` to `handler`.
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/`, a catch-all is not the last
+    /// segment, or a parameter has no name — mistakes in the program, found
+    /// when it builds its router.
+    pub fn route(mut self, method: Method, path: &str, handler: impl Handler) -> Self {
+        self.add(method, path, Arc::new(handler));
+        self
+    }
+
+    /// Routes `GET path` (and so `HEAD path`) to `handler`.
+    pub fn get(self, path: &str, handler: impl Handler) -> Self {
+        self.route(Method::GET, path, handler)
+    }
+
+    /// Routes `POST path` to `handler`.
+    pub fn post(self, path: &str, handler: impl Handler) -> Self {
+        self.route(Method::POST, path, handler)
+    }
+
+    /// Routes `PUT path` to `handler`.
+    pub fn put(self, path: &str, handler: impl Handler) -> Self {
+        self.route(Method::PUT, path, handler)
+    }
+
+    /// Routes `DELETE path` to `handler`.
+    pub fn delete(self, path: &str, handler: impl Handler) -> Self {
+        self.route(Method::DELETE, path, handler)
+    }
+
+    /// Adds every route a controller declares.
+    pub fn controller<C: Controller>(mut self, controller: Arc<C>) -> Self {
+        let mut routes = Routes::new(controller);
+        C::routes(&mut routes);
+        for (method, path, handler) in routes.list {
+            self.add(method, &path, handler);
+        }
+        self
+    }
+
+    /// Registers app state that actions read with
+    /// [`Context::state`](crate::Context::state); one value per type.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.app.state.insert(value);
+        self
+    }
+
+    /// The largest request body accepted, in bytes (default 1 MiB); larger
+    /// ones get `413 Payload Too Large` and the action does not run.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.app.body_limit = bytes;
+        self
+    }
+
+    /// The tracker of this app's live responses.
+    pub fn tracker(&self) -> &LiveTracker {
+        &self.app.tracker
+    }
+
+    fn add(&mut self, method: Method, path: &str, handler: Arc<dyn Handler>) {
+        let pattern = Pattern::parse(path).unwrap_or_else(|why| panic!("route {path:?}: {why}"));
+        self.routes.push(Route {
+            method,
+            pattern,
+            handler,
+        });
+    }
+
+    /// Freezes the router into something shareable that answers requests.
+    pub fn into_service(self) -> RouterService {
+        RouterService {
+            inner: Arc::new(Inner {
+                routes: self.routes,
+                app: Arc::new(self.app),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.pattern.source))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// A frozen [`Router`], cheap to clone, that answers requests; usable as a
+/// hyper service (`hyper::service::Service<Request<B>>`).
+#[derive(Clone)]
+pub struct RouterService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: Vec<Route>,
+    app: Arc<App>,
+}
+
+impl RouterService {
+    /// The tracker of this app's live responses.
+    pub fn tracker(&self) -> &LiveTracker {
+        &self.inner.app.tracker
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let inner = &self.inner;
+        let path = request.uri().path();
+        let is_head = request.method() == Method::HEAD;
+
+        let mut allowed: Vec<&Method> = Vec::new();
+        let mut best: Option<(&Route, Vec<(String, &str)>)> = None;
+        for route in &inner.routes {
+            let Some(params) = route.pattern.matches(path) else {
+                continue;
+            };
+            allowed.push(&route.method);
+            let method_fits = route.method == request.method()
+                || (is_head && route.method == Method::GET);
+            let better = match &best {
+                None => true,
+                Some((current, _)) => {
+                    // An explicit HEAD route beats the GET fallback.
+                    let exact = route.method == request.method();
+                    let current_exact = current.method == request.method();
+                    route.pattern.rank < current.pattern.rank
+                        || (route.pattern.rank == current.pattern.rank && exact && !current_exact)
+                }
+            };
+            if method_fits && better {
+                best = Some((route, params));
+            }
+        }
+
+        let Some((route, raw_params)) = best else {
+            if allowed.is_empty() {
+                return plain(StatusCode::NOT_FOUND, "not found\n");
+            }
+            return method_not_allowed(allowed);
+        };
+
+        let mut params = Vec::with_capacity(raw_params.len());
+        for (name, raw) in raw_params {
+            match query::decode_segment(raw) {
+                Some(value) => params.push((name, value)),
+                None => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "path parameter is not valid UTF-8\n",
+                    )
+                }
+            }
+        }
+        let query = request.uri().query().map(query::parse_query).unwrap_or_default();
+
+        let (parts, body) = request.into_parts();
+        let body = match read_body(&parts.headers, body, inner.app.body_limit).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+
+        let ctx = Context::new(parts, params, query, body, inner.app.clone());
+        let mut response = match crate::panic::catch_unwind(route.handler.call(ctx)).await {
+            Ok(response) => response,
+            Err(payload) => {
+                tracing::error!(
+                    panic = %crate::panic::message(payload.as_ref()),
+                    "action panicked; answering 500"
+                );
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
+            }
+        };
+        if is_head && response.body().is_streaming() {
+            // Nothing is sent for HEAD; do not keep a writer running for it.
+            let headers = std::mem::take(response.headers_mut());
+            response = Response::new(response.status(), Body::empty());
+            *response.headers_mut() = headers;
+        }
+        response
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for RouterService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = crate::handler::BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(request).await.into_http()) })
+    }
+}
+
+impl std::fmt::Debug for RouterService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterService")
+            .field("routes", &self.inner.routes.len())
+            .finish()
+    }
+}
+
+async fn read_body<B>(headers: &http::HeaderMap, body: B, limit: usize) -> Result<Bytes, Response>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read request body");
+            Err(plain(StatusCode::BAD_REQUEST, "could not read request body\n"))
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    Response::text(text).with_status(status)
+}
+
+fn method_not_allowed(mut allowed: Vec<&Method>) -> Response {
+    if allowed.contains(&&Method::GET) && !allowed.contains(&&Method::HEAD) {
+        allowed.push(&Method::HEAD);
+    }
+    allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    allowed.dedup();
+    let allow = allowed
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// A parsed route pattern.
+struct Pattern {
+    source: String,
+    segments: Vec<Segment>,
+    /// Specificity, compared lexicographically: lower is more specific.
+    rank: Vec<u8>,
+}
+
+enum Segment {
+    Static(String),
+    Param(String),
+    CatchAll(String),
+}
+
+impl Pattern {
+    fn parse(path: &str) -> Result<Pattern, &'static str> {
+        let rest = path.strip_prefix('/').ok_or("must start with '/'")?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let segment = if let Some(name) = part.strip_prefix(':') {
+                if name.is_empty() {
+                    return Err("a ':' parameter needs a name");
+                }
+                Segment::Param(name.to_owned())
+            } else if let Some(name) = part.strip_prefix('*') {
+                if name.is_empty() {
+                    return Err("a '*' catch-all needs a name");
+                }
+                if i + 1 != parts.len() {
+                    return Err("a '*' catch-all must be the last segment");
+                }
+                Segment::CatchAll(name.to_owned())
+            } else {
+                Segment::Static((*part).to_owned())
+            };
+            segments.push(segment);
+        }
+        let rank = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Static(_) => 0,
+                Segment::Param(_) => 1,
+                Segment::CatchAll(_) => 2,
+            })
+            .collect();
+        Ok(Pattern {
+            source: path.to_owned(),
+            segments,
+            rank,
+        })
+    }
+
+    /// The raw (still encoded) parameters when `path` matches.
+    fn matches<'p>(&self, path: &'p str) -> Option<Vec<(String, &'p str)>> {
+        let mut rest = path.strip_prefix('/')?;
+        let mut params = Vec::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            if let Segment::CatchAll(name) = segment {
+                params.push((name.clone(), rest));
+                return Some(params);
+            }
+            let (part, tail) = match rest.split_once('/') {
+                Some((part, tail)) => (part, Some(tail)),
+                None => (rest, None),
+            };
+            match segment {
+                Segment::Static(s) if s == part => {}
+                Segment::Param(name) if !part.is_empty() => params.push((name.clone(), part)),
+                _ => return None,
+            }
+            let last = i + 1 == self.segments.len();
+            match (tail, last) {
+                (None, true) => return Some(params),
+                (Some(tail), false) => rest = tail,
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    fn m(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+        Pattern::parse(pattern)
+            .unwrap()
+            .matches(path)
+            .map(|v| v.into_iter().map(|(k, v)| (k, v.to_owned())).collect())
+    }
+
+    #[test]
+    fn static_param_and_catch_all() {
+        assert_eq!(m("/", "/"), Some(vec![]));
+        assert_eq!(m("/numbers", "/numbers"), Some(vec![]));
+        assert_eq!(m("/numbers", "/numbers/"), None);
+        assert_eq!(m("/numbers", "/"), None);
+        assert_eq!(
+            m("/rooms/:id/messages", "/rooms/7/messages"),
+            Some(vec![("id".into(), "7".into())])
+        );
+        assert_eq!(m("/rooms/:id", "/rooms/"), None);
+        assert_eq!(
+            m("/files/*path", "/files/a/b.txt"),
+            Some(vec![("path".into(), "a/b.txt".into())])
+        );
+        assert_eq!(m("/a/b", "/a"), None);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        assert!(Pattern::parse("nope").is_err());
+        assert!(Pattern::parse("/:").is_err());
+        assert!(Pattern::parse("/*rest/x").is_err());
+    }
+}
