@@ -45,6 +45,8 @@ struct LiveBody {
     rx: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
     done: bool,
+    /// The end was seen and is an error, held back for one poll.
+    failing: Option<BodyError>,
     /// Keeps the response counted as open in its tracker while hyper holds it.
     _active: Option<Arc<ActiveGuard>>,
 }
@@ -112,6 +114,7 @@ impl Body {
                 rx,
                 shared,
                 done: false,
+                failing: None,
                 _active: active,
             }),
         }
@@ -193,7 +196,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(data) => data.is_none(),
-            Kind::Live(live) => live.done,
+            Kind::Live(live) => live.done && live.failing.is_none(),
             Kind::Stream(_) => false,
         }
     }
@@ -209,6 +212,9 @@ impl http_body::Body for Body {
 
 impl LiveBody {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(error) = self.failing.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -217,15 +223,21 @@ impl LiveBody {
             Poll::Ready(None) => {
                 self.done = true;
                 let flags = self.shared.set(BODY_DONE);
-                if flags & FAILED != 0 {
-                    Poll::Ready(Some(Err(BodyError::WriterFailed)))
+                let error = if flags & FAILED != 0 {
+                    BodyError::WriterFailed
                 } else if flags & CLOSED != 0 {
-                    Poll::Ready(None)
+                    return Poll::Ready(None);
                 } else {
                     // Every sender is gone but nobody closed the stream: the
                     // writer task was dropped mid-way (aborted).
-                    Poll::Ready(Some(Err(BodyError::WriterCancelled)))
-                }
+                    BodyError::WriterCancelled
+                };
+                // hyper aborts without flushing what it buffered in the same
+                // pass. Yield once so the chunks written before the failure
+                // reach the client, then report the error.
+                self.failing = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Pending => Poll::Pending,
         }

@@ -100,7 +100,13 @@ impl LiveOptions {
     }
 
     pub(crate) fn content_type_value(&self) -> HeaderValue {
-        let value = format!("{}; charset={}", self.content_type, self.charset.name());
+        // Lowercase, as most servers write it (`charset=utf-8`); the name is
+        // case-insensitive for clients.
+        let value = format!(
+            "{}; charset={}",
+            self.content_type,
+            self.charset.name().to_ascii_lowercase()
+        );
         HeaderValue::from_str(&value).unwrap_or_else(|_| {
             // Content types are set by the application, never by a client; a
             // malformed one falls back rather than failing the response.

@@ -1,0 +1,18 @@
+//! The example's controllers, one per file.
+
+mod live;
+mod pages;
+mod stats;
+
+pub use live::LiveController;
+pub use pages::PagesController;
+pub use stats::StatsController;
+
+use std::sync::atomic::AtomicU64;
+
+/// Counters shared between controllers.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// How many `/feed` writers ran their clean-up after their client left.
+    pub feed_cleanups: AtomicU64,
+}

@@ -1,0 +1,22 @@
+//! The rill example app: controllers with live actions.
+//!
+//! Run with: `cargo run -p controllers-example -- --addr 127.0.0.1:3000`
+//!
+//! `main.rs` serves [`app`]; the tests in `tests/` serve the very same
+//! router on `127.0.0.1:0`.
+
+pub mod controllers;
+
+use rill::Router;
+use std::sync::Arc;
+
+use controllers::{LiveController, Metrics, PagesController, StatsController};
+
+/// The whole app: every controller's routes on one router.
+pub fn app() -> Router {
+    let metrics = Arc::new(Metrics::default());
+    Router::new()
+        .controller(Arc::new(PagesController))
+        .controller(Arc::new(LiveController::new(metrics.clone())))
+        .controller(Arc::new(StatsController::new(metrics)))
+}
