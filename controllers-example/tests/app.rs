@@ -1,0 +1,150 @@
+//! The example app, served on 127.0.0.1:0 from the same `app()` as main.rs,
+//! and the real binary started the way the README says.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn serve() -> SocketAddr {
+    let server = rill::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(controllers_example::app()));
+    addr
+}
+
+async fn get(addr: SocketAddr, path: &str) -> http::Response<hyper::body::Incoming> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::get(path)
+        .header("host", "example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    tokio::time::timeout(WAIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn text(addr: SocketAddr, path: &str) -> String {
+    let body = get(addr, path).await.into_body().collect().await.unwrap();
+    String::from_utf8(body.to_bytes().to_vec()).unwrap()
+}
+
+async fn stats(addr: SocketAddr) -> (u64, u64) {
+    let json = text(addr, "/stats").await;
+    let field = |name: &str| -> u64 {
+        let start = json.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        json[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    (field("live_active"), field("feed_cleanups"))
+}
+
+/// `/numbers` is text/plain 1..10, one line per chunk.
+#[tokio::test]
+async fn numbers_body_and_type() {
+    let addr = serve().await;
+    let response = get(addr, "/numbers").await;
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    let mut body = response.into_body();
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        chunks.push(frame.unwrap().into_data().unwrap());
+    }
+    let expected: Vec<Bytes> = (1..=10).map(|n| Bytes::from(format!("{n}\n"))).collect();
+    assert_eq!(chunks, expected);
+}
+
+/// `/feed` sends a line about every 100 ms; closing the client runs the
+/// clean-up once and `live_active` returns to 0.
+#[tokio::test]
+async fn feed_streams_and_cleans_up_on_disconnect() {
+    let addr = serve().await;
+    assert_eq!(stats(addr).await, (0, 0));
+    let mut body = get(addr, "/feed").await.into_body();
+    let start = Instant::now();
+    for n in 1..=4 {
+        let frame = tokio::time::timeout(WAIT, body.frame()).await.unwrap().unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), format!("line {n}\n"));
+    }
+    // Four ticks of an interval that fires at once: at least 300 ms.
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    assert_eq!(stats(addr).await.0, 1);
+    drop(body); // the client goes away
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if stats(addr).await == (0, 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "clean-up did not run: {:?}", stats(addr).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `/` is an HTML page that reads the live demos with fetch.
+#[tokio::test]
+async fn index_page_uses_fetch_reader() {
+    let addr = serve().await;
+    let page = text(addr, "/").await;
+    assert!(page.contains("<title>rill demos</title>"));
+    assert!(page.contains("getReader()"));
+    assert!(page.contains("fetch(url"));
+}
+
+/// The binary prints exactly `listening on http://IP:PORT` first, serves, and
+/// exits cleanly on SIGINT.
+#[test]
+fn binary_prints_address_and_serves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_controllers-example"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let addr: SocketAddr = addr.parse().unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = runtime.block_on(text(addr, "/numbers"));
+    assert_eq!(body, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+
+    // Ctrl-C: graceful shutdown, exit code 0. Only our own child, by PID.
+    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("example did not exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
