@@ -211,7 +211,10 @@ impl http_body::Body for Body {
 }
 
 impl LiveBody {
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(error) = self.failing.take() {
             return Poll::Ready(Some(Err(error)));
         }

@@ -44,7 +44,10 @@ impl LiveError {
     /// Whether this error means the response is over for a reason the writer
     /// should treat as normal (closed stream or departed client).
     pub fn is_end_of_stream(&self) -> bool {
-        matches!(self, LiveError::StreamClosed | LiveError::ClientDisconnected)
+        matches!(
+            self,
+            LiveError::StreamClosed | LiveError::ClientDisconnected
+        )
     }
 }
 

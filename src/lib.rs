@@ -71,6 +71,15 @@ pub use live::{
 };
 pub use response::{IntoResponse, Response};
 pub use router::{Router, RouterService, DEFAULT_BODY_LIMIT};
-pub use server::{
-    Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE,
-};
+pub use server::{Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE};
+
+/// The guides in `docs/` and the README, compiled and run as doctests.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/live.md")]
+    struct Live;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+}

@@ -76,10 +76,9 @@ impl Response {
         E: Into<crate::BoxError>,
     {
         let mut response = Response::from_parts(StatusCode::OK, Body::from_stream(stream));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     }
 

@@ -218,8 +218,8 @@ impl RouterService {
                 continue;
             };
             allowed.push(&route.method);
-            let method_fits = route.method == request.method()
-                || (is_head && route.method == Method::GET);
+            let method_fits =
+                route.method == request.method() || (is_head && route.method == Method::GET);
             let better = match &best {
                 None => true,
                 Some((current, _)) => {
@@ -254,7 +254,11 @@ impl RouterService {
                 }
             }
         }
-        let query = request.uri().query().map(query::parse_query).unwrap_or_default();
+        let query = request
+            .uri()
+            .query()
+            .map(query::parse_query)
+            .unwrap_or_default();
 
         let (parts, body) = request.into_parts();
         let body = match read_body(&parts.headers, body, inner.app.body_limit).await {
@@ -325,7 +329,10 @@ where
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => {
             tracing::debug!(error = %e, "could not read request body");
-            Err(plain(StatusCode::BAD_REQUEST, "could not read request body\n"))
+            Err(plain(
+                StatusCode::BAD_REQUEST,
+                "could not read request body\n",
+            ))
         }
     }
 }

@@ -33,7 +33,10 @@ async fn numbers_exact_chunked_wire_format() {
     )
     .await;
     assert_eq!(response.status, 200);
-    assert_eq!(response.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(response.header("transfer-encoding"), Some("chunked"));
     assert_eq!(response.header("cache-control"), Some("no-cache"));
     assert_eq!(response.header("content-length"), None);
@@ -44,7 +47,10 @@ async fn numbers_exact_chunked_wire_format() {
         expected.extend_from_slice(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes());
     }
     expected.extend_from_slice(b"0\r\n\r\n");
-    assert_eq!(String::from_utf8(raw).unwrap(), String::from_utf8(expected).unwrap());
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
 }
 
 /// The first chunk reaches the client while the writer is still running.
@@ -109,9 +115,16 @@ async fn back_pressure_stalls_writer_and_bounds_memory() {
     }
     let stalled_at = written.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(written.load(Ordering::SeqCst), stalled_at, "writer kept writing");
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        stalled_at,
+        "writer kept writing"
+    );
     // Socket buffers on loopback hold a few MiB; the channel holds 8 chunks.
-    assert!(stalled_at < 400, "{stalled_at} chunks were written without being read");
+    assert!(
+        stalled_at < 400,
+        "{stalled_at} chunks were written without being read"
+    );
 
     // Reading again drains everything, in order.
     let mut received = 0usize;
@@ -152,10 +165,15 @@ async fn disconnect_while_writing_fails_the_next_write() {
     assert!(response.next_chunk().await.unwrap().is_some());
     assert_eq!(server.tracker.active(), 1);
     drop(response);
-    let error = tokio::time::timeout(WAIT, result_rx.recv()).await.unwrap().unwrap();
+    let error = tokio::time::timeout(WAIT, result_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(error, LiveError::ClientDisconnected);
     let tracker = server.tracker.clone();
-    server.eventually("active back to 0", || tracker.active() == 0).await;
+    server
+        .eventually("active back to 0", || tracker.active() == 0)
+        .await;
 }
 
 /// An idle writer learns of the disconnect through `disconnected()` without
@@ -170,7 +188,10 @@ async fn disconnect_while_idle_wakes_disconnected_future() {
                 stream.write("hello\n").await?;
                 stream.disconnected().await;
                 let _ = woke_tx.send(stream.is_disconnected()).await;
-                assert_eq!(stream.write("late").await, Err(LiveError::ClientDisconnected));
+                assert_eq!(
+                    stream.write("late").await,
+                    Err(LiveError::ClientDisconnected)
+                );
                 Ok(())
             })
         }
@@ -183,7 +204,9 @@ async fn disconnect_while_idle_wakes_disconnected_future() {
     let woke = tokio::time::timeout(WAIT, woke_rx.recv()).await.unwrap();
     assert_eq!(woke, Some(true));
     let tracker = server.tracker.clone();
-    server.eventually("active back to 0", || tracker.active() == 0).await;
+    server
+        .eventually("active back to 0", || tracker.active() == 0)
+        .await;
 }
 
 /// After `close()`, writes fail with StreamClosed and the body ends cleanly
@@ -206,7 +229,10 @@ async fn write_after_close_is_stream_closed() {
     let server = start(router).await;
     let mut response = server.get("/close").await;
     assert_eq!(response.body().await, Ok(b"before\n".to_vec()));
-    let result = tokio::time::timeout(WAIT, result_rx.recv()).await.unwrap().unwrap();
+    let result = tokio::time::timeout(WAIT, result_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result, Err(LiveError::StreamClosed));
 }
 
@@ -252,7 +278,10 @@ async fn writer_error_aborts_response() {
     assert_eq!(response.next_chunk().await, Ok(Some(b"partial\n".to_vec())));
     assert_eq!(response.next_chunk().await, Err(ReadEnd::Aborted));
     let mut other = server.get("/numbers").await;
-    assert_eq!(other.body().await.unwrap(), b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    assert_eq!(
+        other.body().await.unwrap(),
+        b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"
+    );
 }
 
 /// A writer panic aborts only its own response; the server keeps serving.
@@ -300,7 +329,8 @@ async fn charsets_and_unencodable() {
         .get("/latin", move |ctx: Context| {
             let seen = seen_w.clone();
             async move {
-                let options = LiveOptions::new().charset(Charset::for_label("windows-1252").unwrap());
+                let options =
+                    LiveOptions::new().charset(Charset::for_label("windows-1252").unwrap());
                 ctx.live_with(options, move |_ctx, mut stream| async move {
                     stream.write("caf\u{e9} \u{20ac}5\n").await?;
                     let snowman = stream.write("\u{2603}\n").await;
@@ -322,10 +352,17 @@ async fn charsets_and_unencodable() {
     let server = start(router).await;
 
     let mut latin = server.get("/latin").await;
-    assert_eq!(latin.header("content-type"), Some("text/plain; charset=windows-1252"));
+    assert_eq!(
+        latin.header("content-type"),
+        Some("text/plain; charset=windows-1252")
+    );
     assert_eq!(
         latin.chunks().await.unwrap(),
-        vec![b"caf\xe9 \x805\n".to_vec(), b"\xff\x00raw".to_vec(), b"end\n".to_vec()]
+        vec![
+            b"caf\xe9 \x805\n".to_vec(),
+            b"\xff\x00raw".to_vec(),
+            b"end\n".to_vec()
+        ]
     );
     assert_eq!(
         seen.lock().unwrap().as_slice(),
@@ -336,7 +373,10 @@ async fn charsets_and_unencodable() {
     );
 
     let mut sjis = server.get("/sjis").await;
-    assert_eq!(sjis.header("content-type"), Some("text/plain; charset=shift_jis"));
+    assert_eq!(
+        sjis.header("content-type"),
+        Some("text/plain; charset=shift_jis")
+    );
     assert_eq!(sjis.body().await.unwrap(), b"\x93\xfa\x96\x7b");
 }
 

@@ -102,7 +102,11 @@ async fn wrong_method_is_405_with_allow() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("POST"));
     assert_eq!(body, "method not allowed\n");
-    let (r, _) = text(&server, "POST /numbers HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").await;
+    let (r, _) = text(
+        &server,
+        "POST /numbers HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
 
@@ -140,7 +144,11 @@ async fn params_and_specificity() {
     assert_eq!(body, "room café\n");
     let (_, body) = text(&server, "GET /rooms/lobby HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(body, "the lobby\n");
-    let (_, body) = text(&server, "GET /files/a/b%20c.txt HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let (_, body) = text(
+        &server,
+        "GET /files/a/b%20c.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .await;
     assert_eq!(body, "file a/b c.txt\n");
     let (r, _) = text(&server, "GET /rooms/%FF HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(r.status, 400);
@@ -156,7 +164,10 @@ async fn query_and_state() {
         "GET /echo?q=a+b%26c&tag=x&tag=y%21 HTTP/1.1\r\nHost: t\r\n\r\n",
     )
     .await;
-    assert_eq!(body, "q=Some(\"a b&c\") tags=[\"x\", \"y!\"] greeting=Some(\"hi\")\n");
+    assert_eq!(
+        body,
+        "q=Some(\"a b&c\") tags=[\"x\", \"y!\"] greeting=Some(\"hi\")\n"
+    );
 }
 
 /// A body within the limit reaches the action; a larger one is a 413,
@@ -189,7 +200,10 @@ async fn body_limit_gives_413() {
         "POST /rooms HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
     )
     .await;
-    assert_eq!(body, "created #2: 0 bytes\n", "rejected bodies never ran the action");
+    assert_eq!(
+        body, "created #2: 0 bytes\n",
+        "rejected bodies never ran the action"
+    );
 }
 
 /// A panicking action answers 500 and the server keeps serving.

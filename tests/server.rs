@@ -24,9 +24,10 @@ async fn h2_client(
     addr: std::net::SocketAddr,
 ) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     sender
 }
@@ -44,7 +45,10 @@ async fn http2_prior_knowledge_live_body() {
     let mut client = h2_client(server.addr).await;
     let response = client.send_request(get("/numbers")).await.unwrap();
     assert_eq!(response.version(), http::Version::HTTP_2);
-    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
 }
@@ -74,9 +78,15 @@ async fn http2_stream_reset_is_a_disconnect() {
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"hello\n");
     drop(body); // RST_STREAM(CANCEL)
-    tokio::time::timeout(WAIT, woke_rx.recv()).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, woke_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let again = client.send_request(get("/numbers")).await.unwrap();
-    assert_eq!(again.into_body().collect().await.unwrap().to_bytes().len(), 21);
+    assert_eq!(
+        again.into_body().collect().await.unwrap().to_bytes().len(),
+        21
+    );
 }
 
 /// Graceful shutdown with a live stream open: the writer's next write says
@@ -104,7 +114,10 @@ async fn graceful_shutdown_closes_live_streams() {
     assert_eq!(response.next_chunk().await, Ok(Some(b"tick\n".to_vec())));
     let addr = server.addr;
     server.begin_shutdown();
-    let (error, shutting_down) = tokio::time::timeout(WAIT, seen_rx.recv()).await.unwrap().unwrap();
+    let (error, shutting_down) = tokio::time::timeout(WAIT, seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(error, LiveError::StreamClosed);
     assert!(shutting_down);
     // The body ends with the terminating chunk: a clean end, not an abort.
@@ -131,15 +144,17 @@ async fn shutdown_deadline_aborts_stuck_writers() {
             response
         }
     });
-    let mut server =
-        start_with(router, |s| s.shutdown_deadline(Duration::from_millis(300))).await;
+    let mut server = start_with(router, |s| s.shutdown_deadline(Duration::from_millis(300))).await;
     let mut response = server.get("/stuck").await;
     assert_eq!(response.next_chunk().await, Ok(Some(b"started\n".to_vec())));
     let writer = handle_rx.recv().await.unwrap();
     server.begin_shutdown();
     server.join().await.unwrap();
     let outcome = tokio::time::timeout(WAIT, writer).await.unwrap();
-    assert!(matches!(outcome, Err(WriterError::Cancelled)), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(WriterError::Cancelled)),
+        "{outcome:?}"
+    );
 }
 
 /// A client that sends half a request head is cut off by the header-read
@@ -156,7 +171,10 @@ async fn slow_headers_are_cut_off() {
         .unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(WAIT, conn.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "connection still open after the header timeout");
+    assert!(
+        read.is_ok(),
+        "connection still open after the header timeout"
+    );
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
 }
@@ -189,15 +207,16 @@ async fn live_in_a_bare_hyper_service() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
-            let response: http::Response<rill::Body> = rill::live(|mut stream| async move {
-                stream.write("bare ").await?;
-                stream.write("hyper\n").await?;
-                Ok(())
-            })
-            .into_http();
-            Ok::<_, Infallible>(response)
-        });
+        let service =
+            hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                let response: http::Response<rill::Body> = rill::live(|mut stream| async move {
+                    stream.write("bare ").await?;
+                    stream.write("hyper\n").await?;
+                    Ok(())
+                })
+                .into_http();
+                Ok::<_, Infallible>(response)
+            });
         let _ = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(tcp), service)
             .await;

@@ -61,7 +61,10 @@ async fn stats(addr: SocketAddr) -> (u64, u64) {
 async fn numbers_body_and_type() {
     let addr = serve().await;
     let response = get(addr, "/numbers").await;
-    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
     let mut body = response.into_body();
     let mut chunks = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -80,7 +83,11 @@ async fn feed_streams_and_cleans_up_on_disconnect() {
     let mut body = get(addr, "/feed").await.into_body();
     let start = Instant::now();
     for n in 1..=4 {
-        let frame = tokio::time::timeout(WAIT, body.frame()).await.unwrap().unwrap().unwrap();
+        let frame = tokio::time::timeout(WAIT, body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(frame.into_data().unwrap(), format!("line {n}\n"));
     }
     // Four ticks of an interval that fires at once: at least 300 ms.
@@ -92,7 +99,11 @@ async fn feed_streams_and_cleans_up_on_disconnect() {
         if stats(addr).await == (0, 1) {
             break;
         }
-        assert!(Instant::now() < deadline, "clean-up did not run: {:?}", stats(addr).await);
+        assert!(
+            Instant::now() < deadline,
+            "clean-up did not run: {:?}",
+            stats(addr).await
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -134,7 +145,10 @@ fn binary_prints_address_and_serves() {
     assert_eq!(body, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
 
     // Ctrl-C: graceful shutdown, exit code 0. Only our own child, by PID.
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

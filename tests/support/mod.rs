@@ -70,7 +70,11 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> RawResponse {
-        RawResponse::request(self.addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")).await
+        RawResponse::request(
+            self.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"),
+        )
+        .await
     }
 
     /// Polls `cond` every 10 ms until it holds (bounded by WAIT).
@@ -82,7 +86,10 @@ impl TestServer {
 pub async fn eventually(what: &str, cond: &mut dyn FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -107,7 +114,9 @@ impl RawResponse {
     /// Sends `request` bytes and reads the response head.
     pub async fn request(addr: SocketAddr, request: &str) -> RawResponse {
         let mut conn = TcpStream::connect(addr).await.expect("connect");
-        conn.write_all(request.as_bytes()).await.expect("send request");
+        conn.write_all(request.as_bytes())
+            .await
+            .expect("send request");
         let mut response = RawResponse {
             status: 0,
             head: String::new(),
@@ -118,7 +127,10 @@ impl RawResponse {
             if let Some(pos) = find(&response.buf, b"\r\n\r\n") {
                 break pos;
             }
-            assert!(response.fill().await > 0, "connection closed before the response head");
+            assert!(
+                response.fill().await > 0,
+                "connection closed before the response head"
+            );
         };
         response.head = String::from_utf8(response.buf[..end].to_vec()).expect("ascii head");
         response.buf.drain(..end + 4);

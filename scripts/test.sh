@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit, integration (real servers on
+# 127.0.0.1:0), the example app's tests, and the doctests of the guides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --all-features "$@"
