@@ -6,10 +6,13 @@ use futures_channel::mpsc;
 use futures_core::Stream;
 use http_body::{Frame, SizeHint};
 use std::{
+    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
+use tokio::time::{Instant, Sleep};
 
 use crate::{
     error::{BodyError, BoxError},
@@ -49,6 +52,19 @@ struct LiveBody {
     failing: Option<BodyError>,
     /// Keeps the response counted as open in its tracker while hyper holds it.
     _active: Option<Arc<ActiveGuard>>,
+    heartbeat: Option<Heartbeat>,
+}
+
+/// Sends `frame` whenever `interval` passes without data. Lives in the body,
+/// not the writer, so it fires while the writer is busy elsewhere, and every
+/// chunk restarts it, so busy streams never carry heartbeats.
+struct Heartbeat {
+    interval: Duration,
+    frame: Bytes,
+    /// When data last went out; the timer is re-armed lazily from it instead
+    /// of being reset on every chunk.
+    last_data: Instant,
+    sleep: Pin<Box<Sleep>>,
 }
 
 impl Body {
@@ -108,7 +124,17 @@ impl Body {
         rx: mpsc::Receiver<Bytes>,
         shared: Arc<Shared>,
         active: Option<Arc<ActiveGuard>>,
+        heartbeat: Option<(Duration, Bytes)>,
     ) -> Self {
+        let heartbeat =
+            heartbeat
+                .filter(|(interval, _)| !interval.is_zero())
+                .map(|(interval, frame)| Heartbeat {
+                    interval,
+                    frame,
+                    last_data: Instant::now(),
+                    sleep: Box::pin(tokio::time::sleep(interval)),
+                });
         Body {
             kind: Kind::Live(LiveBody {
                 rx,
@@ -116,6 +142,7 @@ impl Body {
                 done: false,
                 failing: None,
                 _active: active,
+                heartbeat,
             }),
         }
     }
@@ -222,7 +249,12 @@ impl LiveBody {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.rx).poll_next(cx) {
-            Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(Some(data)) => {
+                if let Some(heartbeat) = &mut self.heartbeat {
+                    heartbeat.last_data = Instant::now();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
             Poll::Ready(None) => {
                 self.done = true;
                 let flags = self.shared.set(BODY_DONE);
@@ -242,8 +274,28 @@ impl LiveBody {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match &mut self.heartbeat {
+                Some(heartbeat) => heartbeat.poll_due(cx),
+                None => Poll::Pending,
+            },
         }
+    }
+}
+
+impl Heartbeat {
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let due = self.last_data + self.interval;
+            if due <= now {
+                self.last_data = now;
+                self.sleep.as_mut().reset(now + self.interval);
+                return Poll::Ready(Some(Ok(Frame::data(self.frame.clone()))));
+            }
+            // Data went out since the timer was armed: wait the remainder.
+            self.sleep.as_mut().reset(due);
+        }
+        Poll::Pending
     }
 }
 

@@ -10,6 +10,7 @@ use crate::{
     live::{self, LiveOptions, LiveStream, LiveTracker},
     response::Response,
     router::App,
+    sse::{self, SseOptions, SseWriter},
 };
 
 /// The request as an action sees it: method, path, path and query
@@ -175,6 +176,73 @@ impl Context {
             return live::head_response(&options);
         }
         live::live_with(options, move |stream| writer(self, stream))
+    }
+}
+
+impl Context {
+    /// Answers with a Server-Sent Events stream: spawns `writer` with this
+    /// context and an [`SseWriter`], and returns at once with
+    /// `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
+    /// `X-Accel-Buffering: no`. A `: keep-alive` comment goes out after 15 s
+    /// without a write. Same back-pressure, disconnect and shutdown
+    /// behaviour as [`live`](Self::live).
+    ///
+    /// ```
+    /// use rill::{sse::Event, Context, Response};
+    ///
+    /// async fn events(ctx: Context) -> Response {
+    ///     ctx.sse(|_ctx, mut sse| async move {
+    ///         sse.send(Event::data("hello").event("greeting")).await?;
+    ///         sse.write("world").await?;
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// # Pitfalls
+    ///
+    /// See `docs/sse.md`: proxies and compression, the six-connection limit
+    /// of HTTP/1.1 browsers, reconnect loops.
+    pub fn sse<F, Fut>(self, writer: F) -> Response
+    where
+        F: FnOnce(Context, SseWriter) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.sse_with(SseOptions::default(), writer)
+    }
+
+    /// [`sse`](Self::sse) with options: defaults for every frame (`retry`,
+    /// `event`, `id`), auto ids resuming after `Last-Event-ID`, heartbeat
+    /// interval, capacity.
+    ///
+    /// ```
+    /// use rill::{sse::SseOptions, Context, Response};
+    /// use std::time::Duration;
+    ///
+    /// async fn ticks(ctx: Context) -> Response {
+    ///     let options = SseOptions::new().retry(Duration::from_millis(5000));
+    ///     ctx.sse_with(options, |_ctx, mut sse| async move {
+    ///         sse.write("tick").await?; // retry: 5000 applied
+    ///         sse.send(rill::sse::Event::data("pong").retry(Duration::from_millis(1000))).await?; // overridden
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
+    pub fn sse_with<F, Fut>(self, options: SseOptions, writer: F) -> Response
+    where
+        F: FnOnce(Context, SseWriter) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let resume = sse::last_event_id(self.headers(), self.query("lastEventId"));
+        let mut live = sse::live_options(&options);
+        live.tracker = Some(self.app.tracker.clone());
+        if self.parts.method == Method::HEAD {
+            return live::head_response(&live);
+        }
+        live::live_with(live, move |stream| {
+            let sse = SseWriter::new(stream, options.defaults, options.auto_id, resume);
+            writer(self, sse)
+        })
     }
 }
 

@@ -38,6 +38,11 @@ pub enum LiveError {
         /// The charset's canonical name, e.g. `windows-1252`.
         charset: &'static str,
     },
+    /// An SSE event could not be encoded (a line break in its `event` or
+    /// `id`, a NUL in its `id`). Nothing was written — no field can be
+    /// injected into the stream — and the stream stays usable.
+    #[error("invalid server-sent event")]
+    Frame(#[from] crate::sse::FrameError),
 }
 
 impl LiveError {

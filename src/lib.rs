@@ -57,6 +57,7 @@ mod query;
 mod response;
 mod router;
 mod server;
+pub mod sse;
 
 pub use body::Body;
 pub use charset::Charset;

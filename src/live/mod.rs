@@ -47,6 +47,11 @@ pub struct LiveOptions {
     pub(crate) content_type: Cow<'static, str>,
     pub(crate) status: StatusCode,
     pub(crate) tracker: Option<LiveTracker>,
+    /// A complete `Content-Type` that replaces `<content_type>; charset=…`
+    /// (SSE: `text/event-stream`, always UTF-8).
+    pub(crate) exact_content_type: Option<HeaderValue>,
+    /// Bytes the body sends after this long without data (SSE heartbeats).
+    pub(crate) heartbeat: Option<(std::time::Duration, Bytes)>,
 }
 
 impl Default for LiveOptions {
@@ -57,6 +62,8 @@ impl Default for LiveOptions {
             content_type: Cow::Borrowed("text/plain"),
             status: StatusCode::OK,
             tracker: None,
+            exact_content_type: None,
+            heartbeat: None,
         }
     }
 }
@@ -100,6 +107,9 @@ impl LiveOptions {
     }
 
     pub(crate) fn content_type_value(&self) -> HeaderValue {
+        if let Some(exact) = &self.exact_content_type {
+            return exact.clone();
+        }
         // Lowercase, as most servers write it (`charset=utf-8`); the name is
         // case-insensitive for clients.
         let value = format!(
@@ -197,7 +207,7 @@ where
         tracker.set_abort(active.id, join.abort_handle());
     }
 
-    let body = Body::live(rx, shared, active);
+    let body = Body::live(rx, shared, active, options.heartbeat.clone());
     let mut response = Response::from_parts(options.status, body).with_writer(handle);
     set_live_headers(response.headers_mut(), options.content_type_value());
     response

@@ -1,0 +1,529 @@
+//! One Server-Sent Event and its exact bytes on the wire.
+//!
+//! This module is private (its items are re-exported from `rill::sse`), so the
+//! frame layout is documented on [`Event`], where rustdoc shows it.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Why an [`Event`] cannot be encoded.
+///
+/// Only values that would change how a client splits the stream are refused;
+/// everything else the [spec] allows (NUL in event names and data, any
+/// Unicode, empty values) is written as is. When encoding fails, nothing was
+/// written.
+///
+/// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The event name contains CR or LF, which would end the `event:` line
+    /// early and let the rest be read as another field. Event names are
+    /// single-line tokens: remove or replace the line break.
+    #[error("event name contains a line break")]
+    EventNameLineBreak,
+    /// The id contains CR or LF, which would end the `id:` line early and let
+    /// the rest be read as another field. Use a single-line id (for example a
+    /// number or an opaque token).
+    #[error("id contains a line break")]
+    IdLineBreak,
+    /// The id contains U+0000 NULL; clients ignore such an `id:` field, so
+    /// the id would silently not reach them. Use an id without NUL.
+    #[error("id contains a NUL character")]
+    IdNul,
+}
+
+/// One Server-Sent Event, built by value.
+///
+/// Setters never fail; [`encode`](Event::encode) and
+/// [`encode_into`](Event::encode_into) validate. The [spec] says how clients
+/// read the frame.
+///
+/// # Frame layout
+///
+/// An event encodes to one frame, fields in this order, each line ended by
+/// `\n`, the frame ended by one blank line:
+///
+/// ```text
+/// event: <name>\n      only if set
+/// id: <id>\n           only if set; `id:\n` when empty
+/// retry: <ms>\n        only if set, whole milliseconds
+/// data: <line>\n       one per line of the data; `data:\n` for an empty line
+/// \n                   dispatches the event (if it has data)
+/// ```
+///
+/// Data is split on CRLF, LF and CR (the three line breaks of the
+/// [event stream grammar]), so the client's `MessageEvent.data` is the
+/// original text with every line break turned into LF. A field whose value is
+/// empty is written without the space (`data:\n`), and a non-empty value gets
+/// exactly one space after the colon, which the client strips: a value that
+/// starts with a space therefore survives (`" x"` → `data:  x`). An event with
+/// no fields encodes to nothing.
+///
+/// [`encode_comment`] writes `: text\n` lines, which clients ignore.
+///
+/// # Example
+///
+/// ```
+/// use rill::sse::Event;
+///
+/// let frame = Event::data("hello").event("greeting").encode()?;
+/// assert_eq!(frame, "event: greeting\ndata: hello\n\n");
+/// # Ok::<(), rill::sse::FrameError>(())
+/// ```
+///
+/// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+/// [event stream grammar]: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `event:` — the type client listeners match on; `None` leaves the
+    /// client's default, `message`.
+    event: Option<String>,
+    /// `id:` — becomes the client's last event id, sent back in
+    /// `Last-Event-ID` when it reconnects.
+    id: Option<String>,
+    /// `retry:` — the client's reconnection delay; kept as a `Duration` so the
+    /// getter returns what was set, truncated to milliseconds only on the wire.
+    retry: Option<Duration>,
+    /// `data:` — `None` means no event is dispatched (the frame only updates
+    /// id or retry), which differs from `Some("")`, an empty message.
+    data: Option<String>,
+}
+
+impl Event {
+    /// Creates an event with no fields, which encodes to nothing.
+    ///
+    /// Add fields with the setters; an event without data dispatches nothing
+    /// on the client but still updates its last event id and retry delay.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// assert_eq!(Event::new().encode()?, "");
+    /// assert_eq!(Event::new().id("5").encode()?, "id: 5\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
+    pub const fn new() -> Event {
+        Event {
+            event: None,
+            id: None,
+            retry: None,
+            data: None,
+        }
+    }
+
+    /// Creates an event whose `data:` lines carry `data`.
+    ///
+    /// Each line of `data` (split on CRLF, LF or CR) becomes one `data:`
+    /// line; the client joins them with LF. Empty data (`""`) is written as
+    /// `data:` and dispatches an empty message. See the [spec].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// let frame = Event::data("line one\nline two").encode()?;
+    /// assert_eq!(frame, "data: line one\ndata: line two\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn data(data: impl Into<String>) -> Event {
+        Event::new().with_data(data)
+    }
+
+    /// Creates an event whose single `data:` line is `value` as compact JSON.
+    ///
+    /// Compact JSON escapes every control character inside strings, so the
+    /// data is always exactly one `data:` line. Available with the `json`
+    /// feature. See the [spec].
+    ///
+    /// # Errors
+    ///
+    /// The `serde_json` error when `value` cannot be serialized (for example
+    /// a map with non-string keys).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// let frame = Event::json(&["a\nb", "c"])?.encode()?;
+    /// assert_eq!(frame, "data: [\"a\\nb\",\"c\"]\n\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Event, serde_json::Error> {
+        serde_json::to_string(value).map(Event::data)
+    }
+
+    /// Sets the `data:` lines of this event, replacing any data it had.
+    ///
+    /// Same rules as [`Event::data`]; useful on an event built from
+    /// [`Event::new`]. See the [spec].
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn with_data(mut self, data: impl Into<String>) -> Event {
+        self.data = Some(data.into());
+        self
+    }
+
+    /// Sets the `event:` field: the event type that client listeners
+    /// (`addEventListener(name, …)`) match on.
+    ///
+    /// Without it, or with an empty name, the client dispatches a `message`
+    /// event. See the [spec].
+    ///
+    /// A name containing CR or LF is accepted here and refused by
+    /// [`encode`](Event::encode) with [`FrameError::EventNameLineBreak`].
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn event(mut self, name: impl Into<String>) -> Event {
+        self.event = Some(name.into());
+        self
+    }
+
+    /// Sets the `id:` field: the client's last event id, which it sends back
+    /// in the `Last-Event-ID` header when it reconnects.
+    ///
+    /// An empty id (`id:`) resets the client's last event id. See the
+    /// [spec].
+    ///
+    /// An id containing CR, LF or NUL is accepted here and refused by
+    /// [`encode`](Event::encode) ([`FrameError::IdLineBreak`],
+    /// [`FrameError::IdNul`]).
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn id(mut self, id: impl Into<String>) -> Event {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the `retry:` field: how long the client waits before
+    /// reconnecting, written in whole milliseconds (sub-millisecond parts are
+    /// truncated).
+    ///
+    /// See the [spec].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    /// use std::time::Duration;
+    ///
+    /// let frame = Event::data("tick").retry(Duration::from_secs(5)).encode()?;
+    /// assert_eq!(frame, "retry: 5000\ndata: tick\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn retry(mut self, interval: Duration) -> Event {
+        self.retry = Some(interval);
+        self
+    }
+
+    /// The `event:` field (event type) as set, if any.
+    pub fn get_event(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    /// The `id:` field as set, if any.
+    pub fn get_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The `retry:` interval as set (before truncation to milliseconds), if
+    /// any.
+    pub fn get_retry(&self) -> Option<Duration> {
+        self.retry
+    }
+
+    /// The data as set (before splitting into `data:` lines), if any.
+    pub fn get_data(&self) -> Option<&str> {
+        self.data.as_deref()
+    }
+
+    /// Checks that this event can be encoded, without writing anything.
+    ///
+    /// The same check [`encode`](Event::encode) makes; see the [spec] for
+    /// why these values are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] naming the first field that would break the frame.
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn validate(&self) -> Result<(), FrameError> {
+        validate_fields(self.event.as_deref(), self.id.as_deref())
+    }
+
+    /// Encodes this event as one frame (see the [layout](Event#frame-layout));
+    /// an event with no fields encodes to no bytes.
+    ///
+    /// See the [spec] for how the client reads it.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] when the event name or id would break the frame.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::{Event, FrameError};
+    ///
+    /// assert_eq!(Event::data("").encode()?, "data:\n\n");
+    /// assert_eq!(
+    ///     Event::data("x").event("a\nb").encode(),
+    ///     Err(FrameError::EventNameLineBreak)
+    /// );
+    /// # Ok::<(), FrameError>(())
+    /// ```
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn encode(&self) -> Result<Bytes, FrameError> {
+        let mut buf = BytesMut::new();
+        self.encode_into(None, &mut buf)?;
+        Ok(buf.freeze())
+    }
+
+    /// Appends this event's frame to `buf`, taking `event`, `id` and `retry`
+    /// from `defaults` where this event has none.
+    ///
+    /// The event's own fields override the defaults; the defaults' data is
+    /// ignored. Only the fields that end up on the wire are validated. `buf`
+    /// grows at most once and nothing else is allocated. See the [spec].
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError`] when the effective event name or id would break the
+    /// frame; `buf` is then left untouched.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rill::sse::Event;
+    /// use std::time::Duration;
+    ///
+    /// let defaults = Event::new().retry(Duration::from_millis(5000));
+    /// let mut buf = BytesMut::new();
+    /// Event::data("tick").encode_into(Some(&defaults), &mut buf)?;
+    /// Event::data("pong")
+    ///     .retry(Duration::from_millis(1000))
+    ///     .encode_into(Some(&defaults), &mut buf)?;
+    /// assert_eq!(buf, "retry: 5000\ndata: tick\n\nretry: 1000\ndata: pong\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
+    ///
+    /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    pub fn encode_into(
+        &self,
+        defaults: Option<&Event>,
+        buf: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let event = self
+            .event
+            .as_deref()
+            .or_else(|| defaults.and_then(|d| d.event.as_deref()));
+        let id = self
+            .id
+            .as_deref()
+            .or_else(|| defaults.and_then(|d| d.id.as_deref()));
+        let retry = self
+            .retry
+            .or_else(|| defaults.and_then(|d| d.retry))
+            .map(|d| d.as_millis());
+        let data = self.data.as_deref();
+        // Validate before the first byte so a refused event leaves no partial
+        // frame behind for the client to misread.
+        validate_fields(event, id)?;
+        if event.is_none() && id.is_none() && retry.is_none() && data.is_none() {
+            return Ok(());
+        }
+
+        let mut digits = [0u8; U128_DIGITS];
+        let retry = retry.map(|ms| format_u128(ms, &mut digits));
+        let len = event.map_or(0, |v| field_len(b"event", v))
+            + id.map_or(0, |v| field_len(b"id", v))
+            + retry.map_or(0, |v| field_len(b"retry", v))
+            + data.map_or(0, |v| Lines::new(v).map(|l| field_len(b"data", l)).sum())
+            + 1;
+        buf.reserve(len);
+
+        if let Some(v) = event {
+            put_field(buf, b"event", v);
+        }
+        if let Some(v) = id {
+            put_field(buf, b"id", v);
+        }
+        if let Some(v) = retry {
+            put_field(buf, b"retry", v);
+        }
+        if let Some(v) = data {
+            for line in Lines::new(v) {
+                put_field(buf, b"data", line);
+            }
+        }
+        buf.put_u8(b'\n');
+        Ok(())
+    }
+}
+
+/// Appends an SSE comment to `buf`: one `: text` line per line of `text`
+/// (split on CRLF, LF or CR), or `:` alone for empty text.
+///
+/// Clients ignore comments; they serve as heartbeats that keep an idle
+/// connection (and the proxies on its path) from timing out without
+/// dispatching an event. Comments never fail: no text can break out of them.
+/// See the [spec].
+///
+/// # Example
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rill::sse::encode_comment;
+///
+/// let mut buf = BytesMut::new();
+/// encode_comment("keep-alive", &mut buf);
+/// encode_comment("", &mut buf);
+/// assert_eq!(buf, ": keep-alive\n:\n");
+/// ```
+///
+/// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+pub fn encode_comment(text: &str, buf: &mut BytesMut) {
+    buf.reserve(Lines::new(text).map(|l| field_len(b"", l)).sum());
+    for line in Lines::new(text) {
+        put_field(buf, b"", line);
+    }
+}
+
+fn validate_fields(event: Option<&str>, id: Option<&str>) -> Result<(), FrameError> {
+    if event.is_some_and(has_line_break) {
+        return Err(FrameError::EventNameLineBreak);
+    }
+    if let Some(id) = id {
+        if has_line_break(id) {
+            return Err(FrameError::IdLineBreak);
+        }
+        if id.contains('\0') {
+            return Err(FrameError::IdNul);
+        }
+    }
+    Ok(())
+}
+
+fn has_line_break(value: &str) -> bool {
+    value.bytes().any(|b| b == b'\r' || b == b'\n')
+}
+
+/// Bytes of `name: value\n`, or `name:\n` for an empty value.
+fn field_len(name: &[u8], value: &str) -> usize {
+    name.len() + if value.is_empty() { 2 } else { 3 + value.len() }
+}
+
+/// Writes one field line. The space after the colon is always written for a
+/// non-empty value because the client strips exactly one leading space: a
+/// value that itself starts with a space would otherwise lose it.
+fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
+    buf.put_slice(name);
+    if value.is_empty() {
+        buf.put_slice(b":\n");
+    } else {
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_bytes());
+        buf.put_u8(b'\n');
+    }
+}
+
+/// Decimal digits of `u128::MAX`; `Duration::MAX` in milliseconds fits.
+const U128_DIGITS: usize = 39;
+
+/// Formats `n` in base ten on the stack, so writing `retry:` allocates
+/// nothing.
+fn format_u128(mut n: u128, digits: &mut [u8; U128_DIGITS]) -> &str {
+    let mut start = U128_DIGITS;
+    loop {
+        start -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[start..]).expect("ASCII digits are UTF-8")
+}
+
+/// The lines of `text` as the event stream grammar splits them: CRLF, LF and
+/// CR each end one line. Empty text is one empty line and a trailing break
+/// yields a final empty line, so joining the lines with LF gives back `text`
+/// with its breaks normalized.
+struct Lines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines { rest: Some(text) }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.rest?;
+        let bytes = text.as_bytes();
+        match bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
+            None => {
+                self.rest = None;
+                Some(text)
+            }
+            Some(i) => {
+                let next = if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                // CR and LF are ASCII, so `i` and `next` are char boundaries.
+                self.rest = Some(&text[next..]);
+                Some(&text[..i])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_on_all_three_breaks() {
+        let lines: Vec<_> = Lines::new("a\r\nb\nc\rd\r\n").collect();
+        assert_eq!(lines, ["a", "b", "c", "d", ""]);
+        assert_eq!(Lines::new("").collect::<Vec<_>>(), [""]);
+    }
+
+    #[test]
+    fn retry_formats_extremes() {
+        let mut digits = [0u8; U128_DIGITS];
+        assert_eq!(format_u128(0, &mut digits), "0");
+        assert_eq!(format_u128(u128::MAX, &mut digits), u128::MAX.to_string());
+        let max = Event::new().retry(Duration::MAX).encode().unwrap();
+        assert_eq!(max, format!("retry: {}\n\n", Duration::MAX.as_millis()));
+    }
+
+    #[test]
+    fn refused_event_writes_nothing() {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        let err = Event::data("x").id("a\0b").encode_into(None, &mut buf);
+        assert_eq!(err, Err(FrameError::IdNul));
+        assert_eq!(buf, "before");
+    }
+}

@@ -1,0 +1,89 @@
+//! [`SseOptions`]: defaults applied to every frame, auto ids, heartbeats.
+
+use std::time::Duration;
+
+use super::Event;
+
+/// The default heartbeat interval: a comment after 15 s without a write.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How an SSE response is set up.
+///
+/// # Example
+///
+/// ```
+/// use rill::sse::SseOptions;
+/// use std::time::Duration;
+///
+/// let options = SseOptions::new()
+///     .retry(Duration::from_millis(5000)) // `retry: 5000` on every frame
+///     .auto_id()                          // ids 1, 2, 3, … (resuming after Last-Event-ID)
+///     .heartbeat(Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SseOptions {
+    pub(crate) defaults: Event,
+    pub(crate) auto_id: bool,
+    pub(crate) heartbeat: Duration,
+    pub(crate) capacity: usize,
+}
+
+impl Default for SseOptions {
+    fn default() -> Self {
+        SseOptions {
+            defaults: Event::new(),
+            auto_id: false,
+            heartbeat: DEFAULT_HEARTBEAT,
+            capacity: crate::live::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl SseOptions {
+    /// No defaults, no auto ids, a heartbeat every 15 s of silence.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes `retry: <ms>` on every frame that does not set its own.
+    pub fn retry(mut self, interval: Duration) -> Self {
+        self.defaults = self.defaults.retry(interval);
+        self
+    }
+
+    /// Writes `event: <name>` on every frame that does not set its own.
+    pub fn event(mut self, name: impl Into<String>) -> Self {
+        self.defaults = self.defaults.event(name);
+        self
+    }
+
+    /// Writes `id: <id>` on every frame that does not set its own (and is not
+    /// numbered by [`auto_id`](Self::auto_id)).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.defaults = self.defaults.id(id);
+        self
+    }
+
+    /// Numbers frames `id: 1`, `2`, `3`, … — or, when the client reconnects
+    /// with a numeric `Last-Event-ID: K`, `K+1`, `K+2`, … An event with its
+    /// own numeric id moves the counter past it.
+    pub fn auto_id(mut self) -> Self {
+        self.auto_id = true;
+        self
+    }
+
+    /// Sends a `: keep-alive` comment after this long without a write; every
+    /// write restarts the timer, so busy streams send none. `Duration::ZERO`
+    /// disables heartbeats.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// How many frames may wait between writer and body (see
+    /// [`LiveOptions::capacity`](crate::LiveOptions::capacity)).
+    pub fn capacity(mut self, frames: usize) -> Self {
+        self.capacity = frames.max(1);
+        self
+    }
+}

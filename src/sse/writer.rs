@@ -1,0 +1,197 @@
+//! [`SseWriter`]: the writer's end of an SSE response.
+
+use bytes::BytesMut;
+use std::future::Future;
+
+use super::{encode_comment, Event};
+use crate::{error::LiveError, live::LiveStream};
+
+/// The writer's end of an SSE response: what `ctx.sse(|ctx, sse| …)` hands
+/// to your closure. It encodes events and sends each as one chunk through
+/// the same channel, with the same back-pressure, disconnect and shutdown
+/// behaviour, as [`LiveStream`].
+///
+/// # Example
+///
+/// ```
+/// use rill::{sse::Event, Context, Response};
+///
+/// async fn events(ctx: Context) -> Response {
+///     ctx.sse(|_ctx, mut sse| async move {
+///         sse.send(Event::data("hello").event("greeting")).await?;
+///         sse.write("world").await?;
+///         sse.comment("keep-alive").await?;
+///         Ok(())
+///     })
+/// }
+/// ```
+#[must_use = "an SSE writer does nothing unless written to"]
+pub struct SseWriter {
+    stream: LiveStream,
+    defaults: Event,
+    next_id: Option<u64>,
+    last_event_id: Option<String>,
+    buf: BytesMut,
+}
+
+impl SseWriter {
+    pub(crate) fn new(
+        stream: LiveStream,
+        defaults: Event,
+        auto_id: bool,
+        last_event_id: Option<String>,
+    ) -> Self {
+        let next_id = auto_id.then(|| {
+            last_event_id
+                .as_deref()
+                .and_then(|id| id.parse::<u64>().ok())
+                .map_or(1, |k| k.saturating_add(1))
+        });
+        SseWriter {
+            stream,
+            defaults,
+            next_id,
+            last_event_id,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Sends one event frame: `event`, `id`, `retry`, then the `data` lines
+    /// and a blank line, with the stream's defaults for fields the event
+    /// lacks, and the next auto id if enabled.
+    ///
+    /// # Errors
+    ///
+    /// * [`LiveError::Frame`] when the event (or a default) is invalid —
+    ///   nothing is written and the stream stays usable;
+    /// * [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`] as for
+    ///   [`LiveStream::write`].
+    pub async fn send(&mut self, mut event: Event) -> Result<(), LiveError> {
+        if let Some(e) = self.error_now() {
+            return Err(e);
+        }
+        let mut numbered = None;
+        if let Some(next) = self.next_id {
+            match event.get_id().map(str::parse::<u64>) {
+                None => {
+                    event = event.id(next.to_string());
+                    numbered = Some(next);
+                }
+                Some(Ok(own)) => numbered = Some(own),
+                Some(Err(_)) => {}
+            }
+        }
+        event.encode_into(Some(&self.defaults), &mut self.buf)?;
+        let frame = self.buf.split().freeze();
+        self.stream.send_bytes(frame).await?;
+        if let Some(sent) = numbered {
+            self.next_id = Some(sent.saturating_add(1));
+        }
+        Ok(())
+    }
+
+    /// Sends `data` as an event with only the stream's defaults (the seed's
+    /// `$sse.write('tick')`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn write(&mut self, data: impl Into<String>) -> Result<(), LiveError> {
+        self.send(Event::data(data)).await
+    }
+
+    /// Sends a comment line (`: text`; several lines for multi-line text).
+    /// Clients ignore it; it keeps idle connections alive through proxies.
+    ///
+    /// # Errors
+    ///
+    /// [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`].
+    pub async fn comment(&mut self, text: &str) -> Result<(), LiveError> {
+        if let Some(e) = self.error_now() {
+            return Err(e);
+        }
+        encode_comment(text, &mut self.buf);
+        let frame = self.buf.split().freeze();
+        self.stream.send_bytes(frame).await
+    }
+
+    fn error_now(&self) -> Option<LiveError> {
+        if self.stream.is_closed() {
+            Some(LiveError::StreamClosed)
+        } else if self.stream.is_disconnected() {
+            Some(LiveError::ClientDisconnected)
+        } else {
+            None
+        }
+    }
+
+    /// The id the client last saw, from its `Last-Event-ID` header (or a
+    /// `lastEventId` query parameter, as EventSource polyfills send it).
+    /// `None` on a first connection, or when the value was invalid.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// The id the next auto-numbered event will get (`None` without
+    /// [`SseOptions::auto_id`](super::SseOptions::auto_id)).
+    pub fn next_id(&self) -> Option<u64> {
+        self.next_id
+    }
+
+    /// Whether the client has gone away.
+    pub fn is_disconnected(&self) -> bool {
+        self.stream.is_disconnected()
+    }
+
+    /// Whether the stream is closed (by [`close`](Self::close) or shutdown).
+    pub fn is_closed(&self) -> bool {
+        self.stream.is_closed()
+    }
+
+    /// Whether the stream was closed because the server is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.stream.is_shutting_down()
+    }
+
+    /// Closes the stream; the body ends cleanly after what was sent.
+    pub fn close(&mut self) {
+        self.stream.close();
+    }
+
+    /// A future that resolves when the client goes away, even while idle.
+    pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stream.disconnected()
+    }
+
+    /// A future that resolves when the stream can take no more events
+    /// (closed, shutting down, or client gone).
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stream.closed()
+    }
+}
+
+impl std::fmt::Debug for SseWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseWriter")
+            .field("stream", &self.stream)
+            .field("next_id", &self.next_id)
+            .field("last_event_id", &self.last_event_id)
+            .finish()
+    }
+}
+
+/// The longest `Last-Event-ID` taken from a client.
+const MAX_LAST_EVENT_ID: usize = 1024;
+
+/// The client's last event id: the `Last-Event-ID` header, else a
+/// `lastEventId` query parameter. Values with CR, LF or NUL, longer than
+/// 1 KiB, or not UTF-8 are ignored.
+pub(crate) fn last_event_id(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+    let valid = |v: &str| v.len() <= MAX_LAST_EVENT_ID && !v.contains(['\r', '\n', '\0']);
+    if let Some(value) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        if valid(value) {
+            return Some(value.to_owned());
+        }
+    }
+    query.filter(|v| valid(v)).map(str::to_owned)
+}
