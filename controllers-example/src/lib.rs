@@ -10,7 +10,7 @@ pub mod controllers;
 use rill::Router;
 use std::sync::Arc;
 
-use controllers::{LiveController, Metrics, PagesController, StatsController};
+use controllers::{EventsController, LiveController, Metrics, PagesController, StatsController};
 
 /// The whole app: every controller's routes on one router.
 pub fn app() -> Router {
@@ -18,5 +18,6 @@ pub fn app() -> Router {
     Router::new()
         .controller(Arc::new(PagesController))
         .controller(Arc::new(LiveController::new(metrics.clone())))
+        .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
 }

@@ -162,3 +162,84 @@ fn binary_prints_address_and_serves() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+async fn read_until(body: &mut hyper::body::Incoming, want: usize) -> String {
+    let mut text = String::new();
+    while text.matches("\n\n").count() < want {
+        let frame = tokio::time::timeout(WAIT, body.frame()).await.unwrap();
+        match frame {
+            Some(frame) => {
+                text.push_str(std::str::from_utf8(&frame.unwrap().into_data().unwrap()).unwrap())
+            }
+            None => break,
+        }
+    }
+    text
+}
+
+/// `/events` is exactly the seed's frames with `retry: 5000` as default,
+/// then the stream ends.
+#[tokio::test]
+async fn events_frames_are_exact() {
+    let addr = serve().await;
+    let response = get(addr, "/events").await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        "event: greeting\nretry: 5000\ndata: hello\n\n\
+         retry: 5000\ndata: world\n\n\
+         retry: 5000\ndata: tick\n\n\
+         retry: 1000\ndata: pong\n\n\
+         retry: 5000\ndata: line one\ndata: line two\n\n"
+    );
+}
+
+/// `/ticker` numbers its ticks 1, 2, 3 … and continues at K+1 after
+/// `Last-Event-ID: K`.
+#[tokio::test]
+async fn ticker_numbers_and_resumes() {
+    let addr = serve().await;
+    let mut body = get(addr, "/ticker").await.into_body();
+    assert_eq!(
+        read_until(&mut body, 2).await,
+        "id: 1\nretry: 500\ndata: tick 1\n\nid: 2\nretry: 500\ndata: tick 2\n\n"
+    );
+    drop(body);
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::get("/ticker")
+        .header("host", "example")
+        .header("last-event-id", "41")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let mut body = sender.send_request(request).await.unwrap().into_body();
+    assert_eq!(
+        read_until(&mut body, 1).await,
+        "id: 42\nretry: 500\ndata: tick 42\n\n"
+    );
+}
+
+/// `/llm` streams each word of the paragraph as a `token` event, then `done`.
+#[tokio::test]
+async fn llm_streams_tokens_then_done() {
+    let addr = serve().await;
+    let body = get(addr, "/llm")
+        .await
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = std::str::from_utf8(&body).unwrap();
+    let mut expected: String = controllers_example::controllers::PARAGRAPH
+        .split(' ')
+        .map(|word| format!("event: token\ndata: {word}\n\n"))
+        .collect();
+    expected.push_str("event: done\ndata:\n\n");
+    assert_eq!(text, expected);
+}

@@ -1,9 +1,11 @@
 //! The example's controllers, one per file.
 
+mod events;
 mod live;
 mod pages;
 mod stats;
 
+pub use events::{EventsController, PARAGRAPH};
 pub use live::LiveController;
 pub use pages::PagesController;
 pub use stats::StatsController;

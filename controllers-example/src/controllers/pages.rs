@@ -42,6 +42,18 @@ const INDEX: &str = r#"<!doctype html>
 <button id="feed-go">Start</button><button id="feed-stop">Stop</button>
 <pre id="feed"></pre>
 
+<h2>/events <small>(EventSource)</small></h2>
+<button id="events-go">Connect</button>
+<pre id="events"></pre>
+
+<h2>/ticker <small>(EventSource, resumes with Last-Event-ID)</small></h2>
+<button id="ticker-go">Start</button><button id="ticker-stop">Stop</button>
+<pre id="ticker"></pre>
+
+<h2>/llm <small>(token streaming)</small></h2>
+<button id="llm-go">Ask</button>
+<p id="llm"></p>
+
 <h2>/stats</h2>
 <button id="stats-go">Refresh</button>
 <pre id="stats"></pre>
@@ -68,6 +80,31 @@ $("feed-go").onclick = () => {
   pipe("/feed", $("feed"), feed.signal).catch(() => {});
 };
 $("feed-stop").onclick = () => { if (feed) { feed.abort(); feed = null; } };
+$("events-go").onclick = () => {
+  const out = $("events");
+  out.textContent = "";
+  const source = new EventSource("/events");
+  const show = (e) => { out.textContent += `${e.type}: ${JSON.stringify(e.data)}\n`; };
+  source.addEventListener("greeting", show);
+  source.onmessage = show;
+  // The stream ends after five events; stop EventSource from reconnecting.
+  source.onerror = () => source.close();
+};
+let ticker = null;
+$("ticker-go").onclick = () => {
+  if (ticker) ticker.close();
+  $("ticker").textContent = "";
+  ticker = new EventSource("/ticker");
+  ticker.onmessage = (e) => { $("ticker").textContent = `id ${e.lastEventId}: ${e.data}\n` + $("ticker").textContent; };
+};
+$("ticker-stop").onclick = () => { if (ticker) { ticker.close(); ticker = null; } };
+$("llm-go").onclick = () => {
+  const out = $("llm");
+  out.textContent = "";
+  const source = new EventSource("/llm");
+  source.addEventListener("token", (e) => { out.textContent += (out.textContent ? " " : "") + e.data; });
+  source.addEventListener("done", () => source.close());
+};
 $("stats-go").onclick = async () => { $("stats").textContent = await (await fetch("/stats")).text(); };
 </script>
 </body>
