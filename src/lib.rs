@@ -37,9 +37,12 @@
 //! * `controller` — [`Controller`] and [`Routes`]: actions grouped with state.
 //! * `router` — [`Router`]: method + path pattern → action; 404/405/413/HEAD.
 //! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, graceful shutdown.
+//! * `sse` — Server-Sent Events: [`sse::Event`] encoding, [`sse::SseWriter`],
+//!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
 //! * `error` — one error enum per layer.
 //!
-//! Guides: `docs/architecture.md` (the path of a chunk) and `docs/live.md`.
+//! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md` and
+//! `docs/sse.md`.
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -83,4 +86,6 @@ mod guides {
     struct Live;
     #[doc = include_str!("../docs/architecture.md")]
     struct Architecture;
+    #[doc = include_str!("../docs/sse.md")]
+    struct Sse;
 }
