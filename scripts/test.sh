@@ -3,4 +3,5 @@
 # 127.0.0.1:0), the example app's tests, and the doctests of the guides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup-test-deps.sh
 cargo test --workspace --all-features "$@"

@@ -53,6 +53,8 @@ struct LiveBody {
     /// Keeps the response counted as open in its tracker while hyper holds it.
     _active: Option<Arc<ActiveGuard>>,
     heartbeat: Option<Heartbeat>,
+    /// Run when hyper drops the body (a hub subscription unregisters here).
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// Sends `frame` whenever `interval` passes without data. Lives in the body,
@@ -143,8 +145,17 @@ impl Body {
                 failing: None,
                 _active: active,
                 heartbeat,
+                on_drop: None,
             }),
         }
+    }
+
+    /// Runs `f` when this (live) body is dropped.
+    pub(crate) fn on_drop(mut self, f: Box<dyn FnOnce() + Send>) -> Self {
+        if let Kind::Live(live) = &mut self.kind {
+            live.on_drop = Some(f);
+        }
+        self
     }
 
     /// The body of a `HEAD` answer to a streaming route: no data.
@@ -306,6 +317,9 @@ impl Drop for LiveBody {
         // an idle writer.
         if !self.done {
             self.shared.set(DISCONNECTED);
+        }
+        if let Some(on_drop) = self.on_drop.take() {
+            on_drop();
         }
     }
 }

@@ -39,6 +39,8 @@
 //! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, graceful shutdown.
 //! * `sse` — Server-Sent Events: [`sse::Event`] encoding, [`sse::SseWriter`],
 //!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
+//! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
+//!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
 //! * `error` — one error enum per layer.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md` and
@@ -54,6 +56,7 @@ mod context;
 mod controller;
 mod error;
 mod handler;
+pub mod hub;
 mod live;
 mod panic;
 mod query;

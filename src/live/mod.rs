@@ -186,7 +186,7 @@ where
     let active = options
         .tracker
         .as_ref()
-        .map(|tracker| Arc::new(tracker.register(&shared)));
+        .map(|tracker| Arc::new(tracker.register(&shared, None)));
     // Keeps the channel open after the writer's own sender is gone, until the
     // task has recorded the outcome: the body must not see the end before it
     // knows whether that end is clean.
@@ -211,6 +211,33 @@ where
     let mut response = Response::from_parts(options.status, body).with_writer(handle);
     set_live_headers(response.headers_mut(), options.content_type_value());
     response
+}
+
+/// A live response fed by someone other than a writer task (a hub): the
+/// caller keeps the sender and pushes encoded frames into it.
+pub(crate) struct Feed {
+    pub(crate) tx: mpsc::Sender<Bytes>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Builds a writer-less live response. `closer` is how the tracker ends it
+/// on shutdown (the feeder must close its sender); `on_drop` runs when hyper
+/// drops the body.
+pub(crate) fn feed_response(
+    options: &LiveOptions,
+    closer: tracker::Closer,
+    on_drop: Box<dyn FnOnce() + Send>,
+) -> (Feed, Response) {
+    let (tx, rx) = mpsc::channel::<Bytes>(options.capacity);
+    let shared = Arc::new(Shared::default());
+    let active = options
+        .tracker
+        .as_ref()
+        .map(|tracker| Arc::new(tracker.register(&shared, Some(closer))));
+    let body = Body::live(rx, shared.clone(), active, options.heartbeat.clone()).on_drop(on_drop);
+    let mut response = Response::from_parts(options.status, body);
+    set_live_headers(response.headers_mut(), options.content_type_value());
+    (Feed { tx, shared }, response)
 }
 
 /// The headers of every live response (SSE included), set in this one place.

@@ -56,7 +56,13 @@ struct TrackerInner {
 struct Entry {
     shared: Weak<Shared>,
     abort: Option<AbortHandle>,
+    /// Ends a stream that has no writer task to notice the close (a hub
+    /// subscription): called by `close_all`.
+    closer: Option<Closer>,
 }
+
+/// Closes a writer-less stream on shutdown.
+pub(crate) type Closer = Arc<dyn Fn() + Send + Sync>;
 
 impl LiveTracker {
     /// A new tracker with no streams.
@@ -86,13 +92,17 @@ impl LiveTracker {
     /// end cleanly after what was already written.
     pub fn close_all(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let streams: Vec<Arc<Shared>> = self
+        let streams: Vec<(Arc<Shared>, Option<Closer>)> = self
             .lock()
             .values()
-            .filter_map(|e| e.shared.upgrade())
+            .filter_map(|e| Some((e.shared.upgrade()?, e.closer.clone())))
             .collect();
-        for shared in streams {
+        // Outside the lock: a closer may take other locks.
+        for (shared, closer) in streams {
             shared.set(CLOSED | SHUTDOWN);
+            if let Some(close) = closer {
+                close();
+            }
         }
     }
 
@@ -145,18 +155,22 @@ impl LiveTracker {
     }
 
     /// Registers a new stream; the returned guard unregisters it on drop.
-    pub(crate) fn register(&self, shared: &Arc<Shared>) -> ActiveGuard {
+    pub(crate) fn register(&self, shared: &Arc<Shared>, closer: Option<Closer>) -> ActiveGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             id,
             Entry {
                 shared: Arc::downgrade(shared),
                 abort: None,
+                closer: closer.clone(),
             },
         );
         if self.is_shutting_down() {
             // Registered after close_all took its snapshot, or during it.
             shared.set(CLOSED | SHUTDOWN);
+            if let Some(close) = closer {
+                close();
+            }
         }
         ActiveGuard {
             tracker: self.clone(),

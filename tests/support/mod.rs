@@ -216,3 +216,112 @@ impl RawResponse {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// One SSE frame as read off the wire (fields as sent; no spec defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frame {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: Option<String>,
+    pub comment: bool,
+}
+
+impl Frame {
+    pub fn id_num(&self) -> u64 {
+        self.id
+            .as_deref()
+            .expect("frame has an id")
+            .parse()
+            .expect("numeric id")
+    }
+}
+
+/// Reads SSE frames from a chunked response, whatever the chunking.
+pub struct SseReader {
+    pub response: RawResponse,
+    text: String,
+    /// Set when the stream ended: `Some(true)` after the terminating chunk,
+    /// `Some(false)` when the connection closed without it.
+    pub ended_cleanly: Option<bool>,
+}
+
+impl SseReader {
+    pub async fn connect(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> SseReader {
+        let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        let response = RawResponse::request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{resume}\r\n"),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        SseReader {
+            response,
+            text: String::new(),
+            ended_cleanly: None,
+        }
+    }
+
+    /// The next frame; `None` when the stream ended (cleanly or not).
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.take_frame() {
+                return Some(frame);
+            }
+            match self.response.next_chunk().await {
+                Ok(Some(chunk)) => self
+                    .text
+                    .push_str(std::str::from_utf8(&chunk).expect("utf-8")),
+                Ok(None) => {
+                    self.ended_cleanly = Some(true);
+                    return None;
+                }
+                Err(ReadEnd::Aborted) => {
+                    self.ended_cleanly = Some(false);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The next frame that is not a comment.
+    pub async fn next_event(&mut self) -> Option<Frame> {
+        loop {
+            let frame = self.next().await?;
+            if !frame.comment {
+                return Some(frame);
+            }
+        }
+    }
+
+    fn take_frame(&mut self) -> Option<Frame> {
+        // A comment-only block ends at its own line; events at a blank line.
+        if self.text.starts_with(':') {
+            let end = self.text.find('\n')?;
+            self.text.drain(..=end);
+            return Some(Frame {
+                comment: true,
+                ..Frame::default()
+            });
+        }
+        let end = self.text.find("\n\n")?;
+        let block: String = self.text.drain(..end + 2).collect();
+        let mut frame = Frame::default();
+        for line in block.lines() {
+            let (name, value) = line
+                .split_once(": ")
+                .unwrap_or((line.trim_end_matches(':'), ""));
+            match name {
+                "event" => frame.event = Some(value.to_owned()),
+                "id" => frame.id = Some(value.to_owned()),
+                "data" => {
+                    frame.data = Some(match frame.data.take() {
+                        Some(prev) => format!("{prev}\n{value}"),
+                        None => value.to_owned(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Some(frame)
+    }
+}

@@ -1,0 +1,54 @@
+// Opens <url> in headless Debian Chromium (through playwright-core, which
+// downloads no browser), waits until the page sets <body data-done>, and
+// prints {"done": <data-done>, "events": [...]} where events are the JSON
+// texts of the page's <li> items. Usage: node chromium-page.mjs <url>
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [url] = process.argv.slice(2);
+if (!url) {
+  console.error('usage: node chromium-page.mjs <url>');
+  process.exit(2);
+}
+
+const EXECUTABLE = '/usr/bin/chromium';
+// Without the background-networking flags Chromium keeps dialing hosts this
+// machine cannot reach; --no-sandbox because CI runs as root.
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const profile = mkdtempSync(join(tmpdir(), 'rill-chromium-'));
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: EXECUTABLE,
+    headless: true,
+    args: ARGS,
+    timeout: 30_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (msg) => console.error(`page console: ${msg.text()}`));
+  await page.goto(url, { timeout: 15_000 });
+  await page.waitForFunction(() => document.body.dataset.done, null, { timeout: 15_000 });
+  const result = await page.evaluate(() => ({
+    done: document.body.dataset.done,
+    events: [...document.querySelectorAll('#events li')].map((li) => JSON.parse(li.textContent)),
+  }));
+  console.log(JSON.stringify(result));
+} catch (err) {
+  console.error(`chromium-page.mjs: ${err?.stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await context?.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}
