@@ -43,8 +43,8 @@
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
 //! * `error` — one error enum per layer.
 //!
-//! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md` and
-//! `docs/sse.md`.
+//! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
+//! `docs/sse.md` and `docs/hub.md`.
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -91,4 +91,6 @@ mod guides {
     struct Architecture;
     #[doc = include_str!("../docs/sse.md")]
     struct Sse;
+    #[doc = include_str!("../docs/hub.md")]
+    struct Hub;
 }

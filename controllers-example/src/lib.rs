@@ -10,14 +10,20 @@ pub mod controllers;
 use rill::Router;
 use std::sync::Arc;
 
-use controllers::{EventsController, LiveController, Metrics, PagesController, StatsController};
+use controllers::{
+    chat_hub, ChatController, EventsController, LiveController, Metrics, PagesController,
+    StatsController,
+};
 
 /// The whole app: every controller's routes on one router.
 pub fn app() -> Router {
     let metrics = Arc::new(Metrics::default());
-    Router::new()
+    let router = Router::new()
         .controller(Arc::new(PagesController))
         .controller(Arc::new(LiveController::new(metrics.clone())))
         .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
+        .controller(Arc::new(ChatController));
+    // GET /hub, GET /hub/stats, POST /hub/broadcast
+    chat_hub().mount(router, "/hub")
 }

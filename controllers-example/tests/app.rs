@@ -243,3 +243,37 @@ async fn llm_streams_tokens_then_done() {
     expected.push_str("event: done\ndata:\n\n");
     assert_eq!(text, expected);
 }
+
+/// `/chat` is a page that posts to `/hub/broadcast` and listens on `/hub`;
+/// a broadcast reaches a subscriber with the hub's id, after the presence
+/// event of its own join.
+#[tokio::test]
+async fn chat_page_and_hub_round_trip() {
+    let addr = serve().await;
+    let page = text(addr, "/chat").await;
+    assert!(page.contains("new EventSource(\"/hub?channel=\""));
+    assert!(page.contains("fetch(\"/hub/broadcast\""));
+
+    let mut body = get(addr, "/hub?channel=test-room").await.into_body();
+    assert_eq!(
+        read_until(&mut body, 2).await,
+        "retry: 1000\n\nevent: presence\nid: 1\ndata: 1\n\n"
+    );
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let message =
+        r#"{"channel":"test-room","event":"message","data":"{\"name\":\"ann\",\"text\":\"hi\"}"}"#;
+    let request = http::Request::post("/hub/broadcast")
+        .header("host", "example")
+        .body(http_body_util::Full::new(Bytes::from(message)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        read_until(&mut body, 1).await,
+        "event: message\nid: 2\ndata: {\"name\":\"ann\",\"text\":\"hi\"}\n\n"
+    );
+}

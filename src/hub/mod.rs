@@ -53,8 +53,13 @@ pub enum SlowConsumer {
 }
 
 /// A join or leave of one subscriber on one channel.
+///
+/// Hooks run outside the hub's lock, so they may publish through
+/// [`hub`](Self::hub) — to announce who is here, say.
 #[derive(Debug)]
 pub struct Presence<'a> {
+    /// The hub, to publish from the hook.
+    pub hub: &'a Hub,
     /// The channel joined or left.
     pub channel: &'a str,
     /// The subscriber's id, unique within this hub.
@@ -381,6 +386,7 @@ impl Hub {
     ) {
         for channel in channels {
             let presence = Presence {
+                hub: self,
                 channel,
                 subscriber: id,
                 metadata,

@@ -1,10 +1,12 @@
 //! The example's controllers, one per file.
 
+mod chat;
 mod events;
 mod live;
 mod pages;
 mod stats;
 
+pub use chat::{chat_hub, ChatController};
 pub use events::{EventsController, PARAGRAPH};
 pub use live::LiveController;
 pub use pages::PagesController;

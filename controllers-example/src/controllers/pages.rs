@@ -32,7 +32,8 @@ const INDEX: &str = r#"<!doctype html>
 </head>
 <body>
 <h1>rill live demos</h1>
-<p>Each box reads a live response with <code>fetch</code> and a stream reader, chunk by chunk.</p>
+<p>Each box reads a live response with <code>fetch</code> and a stream reader, chunk by chunk.
+Open <a href="/chat">/chat</a> in two windows for the broadcast hub.</p>
 
 <h2>/numbers</h2>
 <button id="numbers-go">Run</button>

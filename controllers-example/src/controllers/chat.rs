@@ -1,0 +1,109 @@
+//! `GET /chat`: a chat room on the hub mounted at `/hub` — messages are
+//! posted with `fetch` to `POST /hub/broadcast` and received with
+//! `EventSource` from `GET /hub?channel=chat`.
+
+use rill::{
+    hub::{Hub, Presence, SlowConsumer},
+    sse::Event,
+    Context, Controller, Response, Routes,
+};
+use std::{sync::Arc, time::Duration};
+
+/// Serves the chat page; the hub does the rest.
+#[derive(Debug)]
+pub struct ChatController;
+
+impl Controller for ChatController {
+    fn routes(routes: &mut Routes<Self>) {
+        routes.get("/chat", Self::page);
+    }
+}
+
+impl ChatController {
+    async fn page(self: Arc<Self>, _ctx: Context) -> Response {
+        Response::html(PAGE)
+    }
+}
+
+/// The example's hub: 1,000 events of history per channel, HTTP broadcast
+/// on, and a `presence` event with the head count whenever someone joins or
+/// leaves a channel.
+pub fn chat_hub() -> Hub {
+    Hub::builder()
+        .history(1000)
+        .history_age(Duration::from_secs(3600))
+        .slow_consumer(SlowConsumer::Disconnect)
+        .retry(Duration::from_millis(1000))
+        .http_broadcast(true)
+        .on_join(announce)
+        .on_leave(announce)
+        .build()
+}
+
+fn announce(presence: &Presence<'_>) {
+    let here = presence.hub.subscribers(presence.channel);
+    let event = Event::data(here.to_string()).event("presence");
+    if let Err(error) = presence.hub.publish(presence.channel, event) {
+        eprintln!("presence event: {error}");
+    }
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>rill chat</title>
+<style>
+  body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; }
+  #log { border: 1px solid #ccc; height: 20rem; overflow: auto; padding: .5rem; }
+  #log p { margin: .2rem 0; }
+  form { display: flex; gap: .5rem; margin-top: .5rem; }
+  #text { flex: 1; }
+</style>
+</head>
+<body>
+<h1>rill chat <small id="here"></small></h1>
+<div id="log"></div>
+<form id="form">
+  <input id="name" placeholder="name" size="10" required>
+  <input id="text" placeholder="say something" autocomplete="off" required>
+  <button>Send</button>
+</form>
+<script>
+const log = document.getElementById("log");
+const room = new URLSearchParams(location.search).get("room") || "chat";
+function show(who, text) {
+  const p = document.createElement("p");
+  const b = document.createElement("b");
+  b.textContent = who + ": ";
+  p.append(b, document.createTextNode(text));
+  p.className = "message";
+  log.append(p);
+  log.scrollTop = log.scrollHeight;
+}
+// Reconnects resume after the last id seen: nothing lost, nothing twice.
+const source = new EventSource("/hub?channel=" + encodeURIComponent(room));
+source.addEventListener("message", (e) => {
+  const m = JSON.parse(e.data);
+  show(m.name, m.text);
+});
+source.addEventListener("presence", (e) => {
+  document.getElementById("here").textContent = `(${e.data} here)`;
+});
+source.addEventListener("reset", () => { log.textContent = ""; });
+source.onopen = () => { document.body.dataset.connected = "yes"; };
+document.getElementById("form").onsubmit = async (e) => {
+  e.preventDefault();
+  const name = document.getElementById("name").value;
+  const text = document.getElementById("text");
+  const response = await fetch("/hub/broadcast", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ channel: room, event: "message", data: JSON.stringify({ name, text: text.value }) }),
+  });
+  if (response.ok) text.value = "";
+};
+</script>
+</body>
+</html>
+"#;
