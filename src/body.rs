@@ -1,7 +1,7 @@
 //! [`Body`]: the one response body type of rill — empty, full, live (pulling
 //! a writer's channel) or streamed (pulling any `Stream`).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use futures_core::Stream;
 use http_body::{Frame, SizeHint};
@@ -248,6 +248,9 @@ impl http_body::Body for Body {
     }
 }
 
+/// A body frame gathers ready chunks up to about this many bytes.
+const MAX_FRAME: usize = 256 * 1024;
+
 impl LiveBody {
     fn poll_frame(
         &mut self,
@@ -259,36 +262,97 @@ impl LiveBody {
         if self.done {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.rx).poll_next(cx) {
-            Poll::Ready(Some(data)) => {
-                if let Some(heartbeat) = &mut self.heartbeat {
-                    heartbeat.last_data = Instant::now();
+        // Everything ready goes out as one frame: one chunk header and one
+        // buffer for hyper instead of one per write.
+        let mut frame = Gather::default();
+        let mut ended = false;
+        let mut drained = false;
+        while frame.len < MAX_FRAME {
+            match Pin::new(&mut self.rx).poll_next(cx) {
+                Poll::Ready(Some(data)) => frame.push(data),
+                Poll::Ready(None) => {
+                    ended = true;
+                    drained = true;
+                    break;
                 }
-                Poll::Ready(Some(Ok(Frame::data(data))))
+                Poll::Pending => {
+                    drained = true;
+                    break;
+                }
             }
-            Poll::Ready(None) => {
-                self.done = true;
-                let flags = self.shared.set(BODY_DONE);
-                let error = if flags & FAILED != 0 {
-                    BodyError::WriterFailed
-                } else if flags & CLOSED != 0 {
-                    return Poll::Ready(None);
-                } else {
-                    // Every sender is gone but nobody closed the stream: the
-                    // writer task was dropped mid-way (aborted).
-                    BodyError::WriterCancelled
-                };
-                // hyper aborts without flushing what it buffered in the same
-                // pass. Yield once so the chunks written before the failure
-                // reach the client, then report the error.
-                self.failing = Some(error);
-                cx.waker().wake_by_ref();
-                Poll::Pending
+        }
+        // The pending batch was written after everything in the channel, so
+        // it may only follow once the channel is empty.
+        if drained {
+            let mut pending = self.shared.pending();
+            if !pending.is_empty() {
+                let batch = pending.split().freeze();
+                drop(pending);
+                frame.push(batch);
+                // A writer may be waiting for the batch to be taken.
+                self.shared.notifier().notify_waiters();
             }
-            Poll::Pending => match &mut self.heartbeat {
-                Some(heartbeat) => heartbeat.poll_due(cx),
-                None => Poll::Pending,
-            },
+        }
+        if let Some(data) = frame.finish() {
+            if let Some(heartbeat) = &mut self.heartbeat {
+                heartbeat.last_data = Instant::now();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if ended {
+            self.done = true;
+            let flags = self.shared.set(BODY_DONE);
+            let error = if flags & FAILED != 0 {
+                BodyError::WriterFailed
+            } else if flags & CLOSED != 0 {
+                return Poll::Ready(None);
+            } else {
+                // Every sender is gone but nobody closed the stream: the
+                // writer task was dropped mid-way (aborted).
+                BodyError::WriterCancelled
+            };
+            // hyper aborts without flushing what it buffered in the same
+            // pass. Yield once so the chunks written before the failure
+            // reach the client, then report the error.
+            self.failing = Some(error);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match &mut self.heartbeat {
+            Some(heartbeat) => heartbeat.poll_due(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Chunks gathered into one frame: a single chunk is passed through as it
+/// is; several are copied into one buffer.
+#[derive(Default)]
+struct Gather {
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+    len: usize,
+}
+
+impl Gather {
+    fn push(&mut self, data: Bytes) {
+        self.len += data.len();
+        if let Some(joined) = &mut self.joined {
+            joined.extend_from_slice(&data);
+        } else if let Some(first) = self.first.take() {
+            let mut joined = BytesMut::with_capacity((first.len() + data.len()).max(8 * 1024));
+            joined.extend_from_slice(&first);
+            joined.extend_from_slice(&data);
+            self.joined = Some(joined);
+        } else {
+            self.first = Some(data);
+        }
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.joined {
+            Some(joined) => Some(joined.freeze()),
+            None => self.first,
         }
     }
 }

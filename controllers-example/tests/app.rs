@@ -56,7 +56,7 @@ async fn stats(addr: SocketAddr) -> (u64, u64) {
     (field("live_active"), field("feed_cleanups"))
 }
 
-/// `/numbers` is text/plain 1..10, one line per chunk.
+/// `/numbers` is text/plain, body 1..10 one line each.
 #[tokio::test]
 async fn numbers_body_and_type() {
     let addr = serve().await;
@@ -65,13 +65,8 @@ async fn numbers_body_and_type() {
         response.headers()["content-type"],
         "text/plain; charset=utf-8"
     );
-    let mut body = response.into_body();
-    let mut chunks = Vec::new();
-    while let Some(frame) = body.frame().await {
-        chunks.push(frame.unwrap().into_data().unwrap());
-    }
-    let expected: Vec<Bytes> = (1..=10).map(|n| Bytes::from(format!("{n}\n"))).collect();
-    assert_eq!(chunks, expected);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
 }
 
 /// `/feed` sends a line about every 100 ms; closing the client runs the

@@ -1,7 +1,11 @@
 //! The state one live response shares between its writer, its body and its
 //! task: a few flags and a notifier that wakes whoever waits on them.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use bytes::BytesMut;
+use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    Mutex, MutexGuard,
+};
 use tokio::sync::Notify;
 
 use crate::error::LiveError;
@@ -22,8 +26,14 @@ pub(crate) const BODY_DONE: u8 = 1 << 4;
 pub(crate) struct Shared {
     flags: AtomicU8,
     /// Woken on every flag change, so `disconnected()`/`closed()` futures and
-    /// writes blocked on back-pressure see it at once.
+    /// writes blocked on back-pressure see it at once; also when the body
+    /// takes the pending batch.
     changed: Notify,
+    /// Bytes written while the channel was full, in order after everything in
+    /// the channel; the body takes them all at once when the channel is
+    /// drained. This is how one chunk carries many events under load while
+    /// the channel stays bounded.
+    pending: Mutex<BytesMut>,
 }
 
 impl Shared {
@@ -93,5 +103,12 @@ impl Shared {
 
     pub(crate) fn notifier(&self) -> &Notify {
         &self.changed
+    }
+
+    pub(crate) fn pending(&self) -> MutexGuard<'_, BytesMut> {
+        // Critical sections are single appends/splits: never inconsistent.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

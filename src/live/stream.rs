@@ -7,6 +7,19 @@ use std::{future::Future, sync::Arc, task::Poll};
 use super::shared::{Shared, CLOSED, DISCONNECTED, SHUTDOWN};
 use crate::{charset::Charset, chunk::Chunk, error::LiveError};
 
+/// The most bytes a writer may queue beyond the channel before `write` waits.
+pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
+
+/// What became of one attempt to hand bytes over.
+enum Push {
+    /// In the channel or in the pending batch.
+    Done,
+    /// The channel is full and the chunk is too big to batch: wait for room.
+    Large(Bytes),
+    /// The batch is full: wait until the body takes it.
+    BatchFull(Bytes),
+}
+
 /// The writer's end of a live response: what `ctx.live(|ctx, stream| …)`
 /// hands to your closure.
 ///
@@ -95,6 +108,13 @@ impl LiveStream {
 
     /// Sends already-encoded bytes; the building block of `write` and of the
     /// SSE writer.
+    ///
+    /// When the channel has room the bytes go straight into it, so an event
+    /// written to an idle stream leaves at once. When it is full, small
+    /// writes are appended to the pending batch (up to [`BATCH_LIMIT`]) and
+    /// return at once; the body sends the whole batch as one chunk as soon as
+    /// it has drained the channel. Past the limit, or for a chunk as large as
+    /// the limit, the write waits.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), LiveError> {
         if let Some(e) = self.shared.write_error() {
             return Err(e);
@@ -102,15 +122,64 @@ impl LiveStream {
         if bytes.is_empty() {
             return Ok(());
         }
-        // Fast path: room in the channel.
-        let bytes = match self.tx.try_send(bytes) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_disconnected() => return Err(self.shared.gone_error()),
-            Err(e) => e.into_inner(),
+        let mut bytes = bytes;
+        loop {
+            match self.try_push(bytes)? {
+                Push::Done => return Ok(()),
+                Push::Large(large) => return self.send_when_room(large).await,
+                Push::BatchFull(again) => {
+                    bytes = again;
+                    self.wait_batch_taken().await?;
+                }
+            }
+        }
+    }
+
+    /// One attempt to hand `bytes` over without waiting.
+    fn try_push(&mut self, bytes: Bytes) -> Result<Push, LiveError> {
+        let mut pending = self.shared.pending();
+        let bytes = if pending.is_empty() {
+            // Nothing is waiting ahead of us: the channel keeps order.
+            match self.tx.try_send(bytes) {
+                Ok(()) => return Ok(Push::Done),
+                Err(e) if e.is_disconnected() => return Err(self.shared.gone_error()),
+                Err(e) => e.into_inner(),
+            }
+        } else {
+            bytes
         };
-        // Slow path: wait for room, but wake up if the stream is closed or
-        // the client leaves meanwhile (a shutdown must not wait on a stalled
-        // client).
+        if pending.is_empty() && bytes.len() >= BATCH_LIMIT {
+            return Ok(Push::Large(bytes));
+        }
+        if pending.len() + bytes.len() <= BATCH_LIMIT {
+            pending.extend_from_slice(&bytes);
+            return Ok(Push::Done);
+        }
+        Ok(Push::BatchFull(bytes))
+    }
+
+    /// Waits until the body has taken the pending batch (or the stream can
+    /// take no more).
+    async fn wait_batch_taken(&self) -> Result<(), LiveError> {
+        let shared = &self.shared;
+        loop {
+            let notified = shared.notifier().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = shared.write_error() {
+                return Err(e);
+            }
+            if shared.pending().is_empty() {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for a free slot in the channel, but wakes up if the stream is
+    /// closed or the client leaves meanwhile (a shutdown must not wait on a
+    /// stalled client).
+    async fn send_when_room(&mut self, bytes: Bytes) -> Result<(), LiveError> {
         let shared = &self.shared;
         let tx = &mut self.tx;
         let notified = shared.notifier().notified();

@@ -327,19 +327,43 @@ impl Event {
         defaults: Option<&Event>,
         buf: &mut BytesMut,
     ) -> Result<(), FrameError> {
-        let event = self
-            .event
-            .as_deref()
-            .or_else(|| defaults.and_then(|d| d.event.as_deref()));
-        let id = self
-            .id
-            .as_deref()
-            .or_else(|| defaults.and_then(|d| d.id.as_deref()));
-        let retry = self
-            .retry
-            .or_else(|| defaults.and_then(|d| d.retry))
-            .map(|d| d.as_millis());
-        let data = self.data.as_deref();
+        Fields {
+            event: self
+                .event
+                .as_deref()
+                .or_else(|| defaults.and_then(|d| d.event.as_deref())),
+            id: self
+                .id
+                .as_deref()
+                .or_else(|| defaults.and_then(|d| d.id.as_deref())),
+            retry: self.retry.or_else(|| defaults.and_then(|d| d.retry)),
+            data: self.data.as_deref(),
+        }
+        .encode_into(buf)
+    }
+}
+
+/// The fields of one frame, borrowed: what [`Event::encode_into`] resolves
+/// from an event and its defaults, and what the SSE writer builds directly
+/// (no `Event`, no allocation) on its hot path.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fields<'a> {
+    pub(crate) event: Option<&'a str>,
+    pub(crate) id: Option<&'a str>,
+    pub(crate) retry: Option<Duration>,
+    pub(crate) data: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// Appends the frame; on error `buf` is untouched.
+    pub(crate) fn encode_into(self, buf: &mut BytesMut) -> Result<(), FrameError> {
+        let Fields {
+            event,
+            id,
+            retry,
+            data,
+        } = self;
+        let retry = retry.map(|d| d.as_millis());
         // Validate before the first byte so a refused event leaves no partial
         // frame behind for the client to misread.
         validate_fields(event, id)?;
@@ -373,6 +397,12 @@ impl Event {
         buf.put_u8(b'\n');
         Ok(())
     }
+}
+
+/// Formats `n` in decimal into `digits`, returning the text: ids without
+/// allocating.
+pub(crate) fn format_id(n: u64, digits: &mut [u8; U128_DIGITS]) -> &str {
+    format_u128(u128::from(n), digits)
 }
 
 /// Appends an SSE comment to `buf`: one `: text` line per line of `text`
@@ -442,7 +472,7 @@ fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
 }
 
 /// Decimal digits of `u128::MAX`; `Duration::MAX` in milliseconds fits.
-const U128_DIGITS: usize = 39;
+pub(crate) const U128_DIGITS: usize = 39;
 
 /// Formats `n` in base ten on the stack, so writing `retry:` allocates
 /// nothing.

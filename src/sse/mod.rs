@@ -13,6 +13,8 @@ mod options;
 mod writer;
 
 pub use event::{encode_comment, Event, FrameError};
+
+pub(crate) use event::{format_id, Fields, U128_DIGITS};
 pub use options::{SseOptions, DEFAULT_HEARTBEAT};
 pub use writer::SseWriter;
 

@@ -1,10 +1,14 @@
 //! [`SseWriter`]: the writer's end of an SSE response.
 
 use bytes::BytesMut;
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
-use super::{encode_comment, Event};
+use super::{encode_comment, format_id, Event, Fields, U128_DIGITS};
 use crate::{error::LiveError, live::LiveStream};
+
+/// Frames are encoded into blocks of this size, so a busy writer allocates
+/// once per block rather than once per event.
+const BLOCK: usize = 16 * 1024;
 
 /// The writer's end of an SSE response: what `ctx.sse(|ctx, sse| …)` hands
 /// to your closure. It encodes events and sends each as one chunk through
@@ -28,7 +32,9 @@ use crate::{error::LiveError, live::LiveStream};
 #[must_use = "an SSE writer does nothing unless written to"]
 pub struct SseWriter {
     stream: LiveStream,
-    defaults: Event,
+    default_event: Option<String>,
+    default_id: Option<String>,
+    default_retry: Option<Duration>,
     next_id: Option<u64>,
     last_event_id: Option<String>,
     buf: BytesMut,
@@ -49,7 +55,9 @@ impl SseWriter {
         });
         SseWriter {
             stream,
-            defaults,
+            default_event: defaults.get_event().map(str::to_owned),
+            default_id: defaults.get_id().map(str::to_owned),
+            default_retry: defaults.get_retry(),
             next_id,
             last_event_id,
             buf: BytesMut::new(),
@@ -66,38 +74,62 @@ impl SseWriter {
     ///   nothing is written and the stream stays usable;
     /// * [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`] as for
     ///   [`LiveStream::write`].
-    pub async fn send(&mut self, mut event: Event) -> Result<(), LiveError> {
+    pub async fn send(&mut self, event: Event) -> Result<(), LiveError> {
+        self.send_fields(
+            event.get_event(),
+            event.get_id(),
+            event.get_retry(),
+            event.get_data(),
+        )
+        .await
+    }
+
+    /// Sends `data` as an event with only the stream's defaults (the seed's
+    /// `$sse.write('tick')`). Encodes straight into the outgoing buffer:
+    /// nothing is allocated per event.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn write(&mut self, data: impl AsRef<str>) -> Result<(), LiveError> {
+        self.send_fields(None, None, None, Some(data.as_ref()))
+            .await
+    }
+
+    async fn send_fields(
+        &mut self,
+        event: Option<&str>,
+        id: Option<&str>,
+        retry: Option<Duration>,
+        data: Option<&str>,
+    ) -> Result<(), LiveError> {
         if let Some(e) = self.error_now() {
             return Err(e);
         }
-        let mut numbered = None;
-        if let Some(next) = self.next_id {
-            match event.get_id().map(str::parse::<u64>) {
-                None => {
-                    event = event.id(next.to_string());
-                    numbered = Some(next);
-                }
-                Some(Ok(own)) => numbered = Some(own),
-                Some(Err(_)) => {}
-            }
+        let mut digits = [0u8; U128_DIGITS];
+        // Auto ids number the events that carry none; an event's own
+        // numeric id moves the counter past it.
+        let (id, numbered) = match (self.next_id, id) {
+            (Some(next), None) => (Some(format_id(next, &mut digits)), Some(next)),
+            (Some(_), Some(own)) => (Some(own), own.parse::<u64>().ok()),
+            (None, own) => (own.or(self.default_id.as_deref()), None),
+        };
+        let fields = Fields {
+            event: event.or(self.default_event.as_deref()),
+            id,
+            retry: retry.or(self.default_retry),
+            data,
+        };
+        if self.buf.capacity() - self.buf.len() < 512 {
+            self.buf.reserve(BLOCK);
         }
-        event.encode_into(Some(&self.defaults), &mut self.buf)?;
+        fields.encode_into(&mut self.buf)?;
         let frame = self.buf.split().freeze();
         self.stream.send_bytes(frame).await?;
         if let Some(sent) = numbered {
             self.next_id = Some(sent.saturating_add(1));
         }
         Ok(())
-    }
-
-    /// Sends `data` as an event with only the stream's defaults (the seed's
-    /// `$sse.write('tick')`).
-    ///
-    /// # Errors
-    ///
-    /// As for [`send`](Self::send).
-    pub async fn write(&mut self, data: impl Into<String>) -> Result<(), LiveError> {
-        self.send(Event::data(data)).await
     }
 
     /// Sends a comment line (`: text`; several lines for multi-line text).

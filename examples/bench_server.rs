@@ -1,0 +1,130 @@
+//! The benchmark contract, served by rill through its public API only.
+//!
+//! Run with: `cargo run --release --example bench_server -- --addr 127.0.0.1:0`
+//! (first stdout line: `listening on http://IP:PORT`).
+//!
+//! * `GET /bench/burst?n=N&size=S` — SSE: N events `id: 1..N`, S bytes of data each, then the end;
+//! * `GET /bench/live?n=N&size=S` — a live body of N chunks of S bytes;
+//! * `GET /bench/idle` — SSE that only sends heartbeats (`?heartbeat=SECS`, default 15);
+//! * `GET /bench/fanout` — a subscription to hub channel `bench`;
+//! * `POST /bench/publish?n=N&size=S` — publishes N events, data `<seq> <unix_nanos>` padded
+//!   with `x` to S bytes; answers when all are published;
+//! * `GET /bench/stats` — `{"active": <open streams>}`.
+
+use bytes::Bytes;
+use rill::{
+    hub::Hub,
+    sse::{Event, SseOptions},
+    Context, Response, Router, Server,
+};
+use std::{
+    io::Write,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+fn param(ctx: &Context, name: &str, default: usize) -> usize {
+    ctx.query(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn burst(ctx: Context) -> Response {
+    let (n, size) = (param(&ctx, "n", 1000), param(&ctx, "size", 32));
+    let options = SseOptions::new().auto_id().heartbeat(Duration::ZERO);
+    ctx.sse_with(options, move |_ctx, mut sse| async move {
+        let data = "x".repeat(size);
+        for _ in 0..n {
+            sse.write(data.as_str()).await?;
+        }
+        Ok(())
+    })
+}
+
+async fn live(ctx: Context) -> Response {
+    let (n, size) = (param(&ctx, "n", 1000), param(&ctx, "size", 1024));
+    ctx.live(move |_ctx, mut stream| async move {
+        let chunk = Bytes::from(vec![b'x'; size]);
+        for _ in 0..n {
+            stream.write(chunk.clone()).await?;
+        }
+        Ok(())
+    })
+}
+
+async fn idle(ctx: Context) -> Response {
+    let every = param(&ctx, "heartbeat", 15) as u64;
+    let options = SseOptions::new().heartbeat(Duration::from_secs(every));
+    ctx.sse_with(options, |_ctx, sse| async move {
+        sse.closed().await;
+        Ok(())
+    })
+}
+
+fn publish(hub: &Hub, ctx: &Context) -> Response {
+    let (n, size) = (param(ctx, "n", 1000), param(ctx, "size", 64));
+    for seq in 1..=n {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut data = format!("{seq} {nanos}");
+        while data.len() < size {
+            data.push('x');
+        }
+        if let Err(error) = hub.publish("bench", Event::data(data)) {
+            return Response::text(format!("{error}\n")).with_status(http::StatusCode::BAD_REQUEST);
+        }
+    }
+    Response::json_string(format!("{{\"published\":{n}}}"))
+}
+
+fn app() -> Router {
+    let hub = Hub::builder().history(0).queue(4096).build();
+    let (fanout, publisher) = (hub.clone(), hub);
+    Router::new()
+        .get("/bench/burst", burst)
+        .get("/bench/live", live)
+        .get("/bench/idle", idle)
+        .get("/bench/fanout", move |ctx: Context| {
+            let hub = fanout.clone();
+            async move { ctx.subscribe(&hub, "bench") }
+        })
+        .post("/bench/publish", move |ctx: Context| {
+            let hub = publisher.clone();
+            async move { publish(&hub, &ctx) }
+        })
+        .get("/bench/stats", |ctx: Context| async move {
+            Response::json_string(format!("{{\"active\":{}}}", ctx.tracker().active()))
+        })
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut addr = String::from("127.0.0.1:3000");
+    while let Some(arg) = args.next() {
+        if arg == "--addr" {
+            addr = args.next().unwrap_or(addr);
+        }
+    }
+    let server = match Server::bind(&addr).await {
+        Ok(server) => server.shutdown_deadline(Duration::from_secs(2)),
+        Err(error) => {
+            eprintln!("cannot listen on {addr}: {error}");
+            std::process::exit(1);
+        }
+    };
+    match server.local_addr() {
+        Ok(local) => println!("listening on http://{local}"),
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(error) = server.serve_with_shutdown(app(), stop).await {
+        eprintln!("{error}");
+    }
+}
