@@ -364,3 +364,176 @@ async fn eventsource_reads_llm_tokens() {
     );
     assert_eq!(out, expected);
 }
+
+/// A name no other test run uses, for rooms and channels.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// One HTTP/1.1 request with `Connection: close` straight to `addr`: the
+/// status code and the raw body (chunk framing left in, if any).
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_all(stream).await
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"));
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: bad response {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: bad status line in {head:?}"));
+    (status, body.to_owned())
+}
+
+/// Polls `GET /hub/stats` until `channel` has exactly one subscriber.
+async fn wait_for_subscriber(addr: SocketAddr, channel: &str) {
+    let wanted = format!("{}:1", json_string(channel));
+    let mut last = String::new();
+    for _ in 0..500 {
+        let (status, body) = http(addr, "GET", "/hub/stats", "").await;
+        assert_eq!(status, 200, "{body}");
+        if body.contains(&wanted) {
+            return;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no subscriber on {channel} within 10 s; stats: {last}");
+}
+
+/// Once the client subscribed, publishes `msg 1`..=`msg count` to `channel`
+/// with `POST /hub/broadcast`, 40 ms apart; returns the hub's ids.
+async fn publish_messages(addr: SocketAddr, channel: &str, count: usize) -> Vec<u64> {
+    wait_for_subscriber(addr, channel).await;
+    let mut ids = Vec::with_capacity(count);
+    for i in 1..=count {
+        let body = format!(r#"{{"channel":{},"data":"msg {i}"}}"#, json_string(channel));
+        let (status, reply) = http(addr, "POST", "/hub/broadcast", &body).await;
+        assert_eq!(status, 200, "broadcast {i}: {reply}");
+        ids.push(json_field(&reply, "id").parse().unwrap());
+        // Spread over the client's 1 s reconnect delays, so later
+        // connections get both replayed and live events.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    ids
+}
+
+/// How `/chat` renders one message, as the browser serializes it.
+fn message_html(name: &str, text: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    format!(
+        r#"<p class="message"><b>{}: </b>{}</p>"#,
+        escape(name),
+        escape(text)
+    )
+}
+
+/// Two users in one headless Chromium (two fresh contexts) type and send
+/// through the `/chat` form and both pages show both messages, in order,
+/// escaped as text, with the head count at 2.
+#[tokio::test]
+async fn chromium_chat_users_see_each_other() {
+    require_chromium();
+    let addr = serve(controllers_example::app()).await;
+    let base = format!("http://{addr}");
+    let room = unique_name("room");
+    let (name_a, text_a) = ("Alice", "hello from A");
+    let (name_b, text_b) = ("Bob", r#"2 < 3 & "quoted" <b>not bold</b>"#);
+    let out = run_node(
+        "chat.mjs",
+        &[&base, &room, name_a, text_a, name_b, text_b],
+        Duration::from_secs(90),
+    )
+    .await;
+
+    let messages = [message_html(name_a, text_a), message_html(name_b, text_b)]
+        .map(|html| json_string(&html))
+        .join(",");
+    let page = format!(r#"{{"here":"(2 here)","messages":[{messages}],"text":""}}"#);
+    assert_eq!(out, format!(r#"{{"a":{page},"b":{page}}}"#));
+}
+
+/// Cut three times while 60 events are published over HTTP, the
+/// `eventsource` client resumes `/hub` with `Last-Event-ID` and gets every
+/// `message` exactly once, in order, with the ids the hub gave them.
+#[tokio::test]
+async fn eventsource_resumes_hub_channel_after_cuts() {
+    const COUNT: usize = 60;
+    let addr = serve(controllers_example::app()).await;
+    let cuts = vec![
+        Cut {
+            events: 8,
+            mid_event: false,
+        },
+        Cut {
+            events: 10,
+            mid_event: true,
+        },
+        Cut {
+            events: 12,
+            mid_event: false,
+        },
+    ];
+    let (proxy, wire_ids) = cutting_proxy(addr, cuts).await;
+    let base = format!("http://{proxy}");
+    let channel = unique_name("resume");
+    let count = COUNT.to_string();
+    let args = [base.as_str(), &channel, &count];
+    let (out, published) = tokio::join!(
+        run_node("hub-resume.mjs", &args, Duration::from_secs(40)),
+        publish_messages(addr, &channel, COUNT),
+    );
+
+    assert_eq!(json_field(&out, "done"), "\"reached\"", "{out}");
+    let messages = json_items(json_field(&out, "messages"));
+    let expected: Vec<String> = (1..=COUNT).map(|i| format!("msg {i}")).collect();
+    assert_eq!(messages, expected, "{out}");
+    let ids: Vec<u64> = json_items(json_field(&out, "ids"))
+        .iter()
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(ids, published, "{out}");
+    assert_eq!(json_field(&out, "errors"), "3", "{out}");
+
+    // Four requests: the first without Last-Event-ID, each reconnect with a
+    // later one; the client reports the same headers the proxy saw.
+    let wire: Vec<Option<String>> = wire_ids.lock().unwrap().clone();
+    assert_eq!(wire.len(), 4, "proxy saw {wire:?}: {out}");
+    assert_eq!(wire[0], None, "{out}");
+    let resumed: Vec<u64> = wire[1..]
+        .iter()
+        .map(|id| {
+            id.as_deref()
+                .expect("reconnect without Last-Event-ID")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(resumed.windows(2).all(|w| w[0] < w[1]), "{wire:?}");
+    let client_ids = json_items(json_field(&out, "lastEventIds"));
+    let wire_text: Vec<String> = wire
+        .iter()
+        .map(|id| id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(client_ids, wire_text, "{out}");
+}
