@@ -224,3 +224,48 @@ async fn live_in_a_bare_hyper_service() {
     let mut response = RawResponse::request(addr, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(response.body().await.unwrap(), b"bare hyper\n");
 }
+
+/// A request whose first bytes arrive one at a time is still served as
+/// HTTP/1.1 (protocol detection waits for enough bytes).
+#[tokio::test]
+async fn request_arriving_in_pieces_is_served() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(Router::new().get("/numbers", numbers)).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    for piece in [
+        "G",
+        "E",
+        "T",
+        " /numbers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ] {
+        conn.write_all(piece.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, conn.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("10\n"), "{text}");
+}
+
+/// A client that connects and sends nothing, or only the start of the
+/// HTTP/2 preface, is closed at the header-read timeout.
+#[tokio::test]
+async fn silent_or_stalled_preface_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = start_with(Router::new().get("/numbers", numbers), |s| {
+        s.header_read_timeout(Duration::from_millis(200))
+    })
+    .await;
+    for first in ["", "PR"] {
+        let mut conn = TcpStream::connect(server.addr).await.unwrap();
+        conn.write_all(first.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(WAIT, conn.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "connection after {first:?} still open");
+        assert!(buf.is_empty());
+    }
+}

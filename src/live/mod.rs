@@ -187,26 +187,22 @@ where
         .tracker
         .as_ref()
         .map(|tracker| Arc::new(tracker.register(&shared, None)));
-    // Keeps the channel open after the writer's own sender is gone, until the
-    // task has recorded the outcome: the body must not see the end before it
-    // knows whether that end is clean.
     let keep_open = tx.clone();
     let stream = LiveStream::new(tx, shared.clone(), options.charset);
-    let (reporter, handle) = task::handle_pair();
     let writer_guard = options.tracker.as_ref().map(LiveTracker::writer_started);
-    let task_active = active.clone();
-    let task_shared = shared.clone();
-    let fut = writer(stream);
-    let join = tokio::spawn(async move {
-        let _writer_guard = writer_guard;
-        let _active = task_active;
-        task::run_writer(fut, task_shared, reporter).await;
-        drop(keep_open);
-    });
+    let task = task::WriterTask::new(
+        writer(stream),
+        shared.clone(),
+        keep_open,
+        writer_guard,
+        active.clone(),
+    );
+    let join = tokio::spawn(task);
     if let (Some(tracker), Some(active)) = (&options.tracker, &active) {
         tracker.set_abort(active.id, join.abort_handle());
     }
 
+    let handle = WriterHandle::new(shared.clone());
     let body = Body::live(rx, shared, active, options.heartbeat.clone());
     let mut response = Response::from_parts(options.status, body).with_writer(handle);
     set_live_headers(response.headers_mut(), options.content_type_value());

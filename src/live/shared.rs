@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// drained. This is how one chunk carries many events under load while
     /// the channel stays bounded.
     pending: Mutex<BytesMut>,
+    /// How the writer task ended, for its `WriterHandle`s.
+    outcome: super::task::Outcome,
 }
 
 impl Shared {
@@ -103,6 +105,10 @@ impl Shared {
 
     pub(crate) fn notifier(&self) -> &Notify {
         &self.changed
+    }
+
+    pub(crate) fn outcome(&self) -> &super::task::Outcome {
+        &self.outcome
     }
 
     pub(crate) fn pending(&self) -> MutexGuard<'_, BytesMut> {

@@ -1,18 +1,41 @@
-//! The writer task: runs the user's closure, catches its panic, and decides
+//! The writer task: runs the user's future, catches its panic, and decides
 //! how the body ends. [`WriterHandle`] lets anyone await the outcome.
 
+use bytes::Bytes;
+use futures_channel::mpsc;
+use pin_project_lite::pin_project;
 use std::{
+    any::Any,
     future::{Future, IntoFuture},
+    panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
 };
-use tokio::sync::watch;
 
-use super::shared::{Shared, CLOSED, FAILED};
+use super::{
+    shared::{Shared, CLOSED, FAILED},
+    tracker::{ActiveGuard, WriterGuard},
+};
 use crate::error::{BoxError, LiveError, WriterError};
 
 /// The outcome of a live writer: `Ok` when it returned `Ok(())`.
 pub type WriterResult = Result<(), WriterError>;
+
+/// Where the task leaves its outcome for the handles.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    result: Mutex<Option<WriterResult>>,
+}
+
+impl Outcome {
+    fn lock(&self) -> MutexGuard<'_, Option<WriterResult>> {
+        // Set once, read by clones: a poisoned lock still holds a whole value.
+        self.result
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// A handle on a live response's writer task — the seed's `live-promise`.
 ///
@@ -36,13 +59,17 @@ pub type WriterResult = Result<(), WriterError>;
 /// ```
 #[derive(Clone)]
 pub struct WriterHandle {
-    rx: watch::Receiver<Option<WriterResult>>,
+    shared: Arc<Shared>,
 }
 
 impl WriterHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        WriterHandle { shared }
+    }
+
     /// Whether the writer has finished.
     pub fn is_finished(&self) -> bool {
-        self.rx.borrow().is_some() || self.rx.has_changed().is_err()
+        self.shared.outcome().lock().is_some()
     }
 }
 
@@ -50,13 +77,16 @@ impl IntoFuture for WriterHandle {
     type Output = WriterResult;
     type IntoFuture = Pin<Box<dyn Future<Output = WriterResult> + Send>>;
 
-    fn into_future(mut self) -> Self::IntoFuture {
+    fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            match self.rx.wait_for(Option::is_some).await {
-                Ok(result) => result.clone().unwrap_or(Err(WriterError::Cancelled)),
-                // The task was dropped without reporting: aborted or the
-                // runtime shut down.
-                Err(_) => Err(WriterError::Cancelled),
+            loop {
+                let notified = self.shared.notifier().notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(result) = self.shared.outcome().lock().clone() {
+                    return result;
+                }
+                notified.await;
             }
         })
     }
@@ -70,26 +100,110 @@ impl std::fmt::Debug for WriterHandle {
     }
 }
 
-/// Sends the writer's outcome to its handles; dropped unsent when the task is
-/// aborted, which the handles read as `Cancelled`.
+/// Records the outcome; dropped unused when the task is aborted, which it
+/// records as `Cancelled`.
 pub(crate) struct Reporter {
-    tx: watch::Sender<Option<WriterResult>>,
+    shared: Arc<Shared>,
+    reported: bool,
 }
 
-pub(crate) fn handle_pair() -> (Reporter, WriterHandle) {
-    let (tx, rx) = watch::channel(None);
-    (Reporter { tx }, WriterHandle { rx })
+impl Reporter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Reporter {
+            shared,
+            reported: false,
+        }
+    }
+
+    fn report(mut self, result: WriterResult) {
+        self.record(result);
+        self.reported = true;
+    }
+
+    fn record(&self, result: WriterResult) {
+        *self.shared.outcome().lock() = Some(result);
+        self.shared.notifier().notify_waiters();
+    }
 }
 
-/// Runs `writer` to completion, catching a panic, then records the outcome in
-/// `shared` (which decides whether the body ends cleanly) and in `reporter`.
-pub(crate) async fn run_writer<Fut>(writer: Fut, shared: Arc<Shared>, reporter: Reporter)
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.record(Err(WriterError::Cancelled));
+        }
+    }
+}
+
+pin_project! {
+    /// The spawned task of a live response: the user's future, held once and
+    /// pinned in place, plus what must outlive it.
+    pub(crate) struct WriterTask<F> {
+        #[pin]
+        writer: F,
+        shared: Arc<Shared>,
+        reporter: Option<Reporter>,
+        // Keeps the channel open after the writer's own sender is gone,
+        // until the outcome is recorded: the body must not see the end
+        // before it knows whether that end is clean.
+        keep_open: Option<mpsc::Sender<Bytes>>,
+        writer_guard: Option<WriterGuard>,
+        active: Option<Arc<ActiveGuard>>,
+    }
+}
+
+impl<F> WriterTask<F> {
+    pub(crate) fn new(
+        writer: F,
+        shared: Arc<Shared>,
+        keep_open: mpsc::Sender<Bytes>,
+        writer_guard: Option<WriterGuard>,
+        active: Option<Arc<ActiveGuard>>,
+    ) -> Self {
+        WriterTask {
+            writer,
+            reporter: Some(Reporter::new(shared.clone())),
+            shared,
+            keep_open: Some(keep_open),
+            writer_guard,
+            active,
+        }
+    }
+}
+
+impl<F> Future for WriterTask<F>
 where
-    Fut: Future<Output = Result<(), BoxError>>,
+    F: Future<Output = Result<(), BoxError>>,
 {
-    let caught = crate::panic::catch_unwind(writer).await;
+    type Output = ();
 
-    let outcome = match caught {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let mut writer = this.writer;
+        // AssertUnwindSafe: after a panic the writer is never polled again,
+        // so no broken invariant inside it can be observed.
+        let caught = match std::panic::catch_unwind(AssertUnwindSafe(|| writer.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(payload) => Err(payload),
+        };
+        let outcome = settle(this.shared, caught);
+        if let Some(reporter) = this.reporter.take() {
+            reporter.report(outcome);
+        }
+        // Only now may the body see the end of the channel.
+        *this.keep_open = None;
+        *this.writer_guard = None;
+        Poll::Ready(())
+    }
+}
+
+/// Turns how the writer ended into flags on the stream (which decide how the
+/// body ends) and the handles' result.
+fn settle(
+    shared: &Shared,
+    caught: Result<Result<(), BoxError>, Box<dyn Any + Send>>,
+) -> WriterResult {
+    match caught {
         Ok(Ok(())) => {
             shared.set(CLOSED);
             Ok(())
@@ -100,17 +214,16 @@ where
                 shared.set(CLOSED);
                 Err(WriterError::Live(*live))
             }
-            Ok(live) => fail(&shared, WriterError::Live(*live)),
-            Err(other) => fail(&shared, WriterError::Failed(Arc::from(other))),
+            Ok(live) => fail(shared, WriterError::Live(*live)),
+            Err(other) => fail(shared, WriterError::Failed(Arc::from(other))),
         },
         Err(payload) => fail(
-            &shared,
+            shared,
             WriterError::Panicked {
                 message: crate::panic::message(payload.as_ref()),
             },
         ),
-    };
-    reporter.tx.send_replace(Some(outcome));
+    }
 }
 
 fn fail(shared: &Shared, error: WriterError) -> WriterResult {
