@@ -286,6 +286,21 @@ impl LiveBody {
         if drained {
             let mut pending = self.shared.pending();
             if !pending.is_empty() {
+                // Between our last look and this lock the writer may have
+                // refilled the channel before spilling into the batch. It
+                // touches the channel only while holding this lock, so with
+                // the lock held the channel holds exactly what is older than
+                // the batch: take that first.
+                loop {
+                    match Pin::new(&mut self.rx).poll_next(cx) {
+                        Poll::Ready(Some(data)) => frame.push(data),
+                        Poll::Ready(None) => {
+                            ended = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
                 let batch = pending.split().freeze();
                 drop(pending);
                 frame.push(batch);

@@ -458,3 +458,34 @@ fn futures_stream<T: Send + 'static>(
     }
     S(rx)
 }
+
+/// Under load on a multi-threaded runtime (writer and body running in
+/// parallel, batching active), hundreds of thousands of small writes arrive
+/// complete and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_writes_stay_in_order_under_load() {
+    const WRITES: u32 = 300_000;
+    let router = Router::new().get("/count", |ctx: Context| async move {
+        ctx.live(|_ctx, mut stream| async move {
+            for n in 0..WRITES {
+                stream.write(format!("{n}\n")).await?;
+            }
+            Ok(())
+        })
+    });
+    let server = start(router).await;
+    for _ in 0..3 {
+        let mut response = server.get("/count").await;
+        let body = tokio::time::timeout(WAIT * 6, response.body())
+            .await
+            .expect("body in time")
+            .expect("clean end");
+        let text = String::from_utf8(body).unwrap();
+        let mut expected = 0u32;
+        for line in text.lines() {
+            assert_eq!(line.parse::<u32>().unwrap(), expected, "out of order");
+            expected += 1;
+        }
+        assert_eq!(expected, WRITES);
+    }
+}
