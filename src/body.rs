@@ -50,6 +50,9 @@ struct LiveBody {
     done: bool,
     /// The end was seen and is an error, held back for one poll.
     failing: Option<BodyError>,
+    /// A taken batch that goes out as the next frame (not copied behind the
+    /// chunks gathered with it).
+    stash: Option<Bytes>,
     /// Keeps the response counted as open in its tracker while hyper holds it.
     _active: Option<Arc<ActiveGuard>>,
     heartbeat: Option<Heartbeat>,
@@ -143,6 +146,7 @@ impl Body {
                 shared,
                 done: false,
                 failing: None,
+                stash: None,
                 _active: active,
                 heartbeat,
                 on_drop: None,
@@ -234,7 +238,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(data) => data.is_none(),
-            Kind::Live(live) => live.done && live.failing.is_none(),
+            Kind::Live(live) => live.done && live.failing.is_none() && live.stash.is_none(),
             Kind::Stream(_) => false,
         }
     }
@@ -251,11 +255,17 @@ impl http_body::Body for Body {
 /// A body frame gathers ready chunks up to about this many bytes.
 const MAX_FRAME: usize = 256 * 1024;
 
+/// A pending batch at least this large goes out as a frame of its own.
+const STASH_FROM: usize = 16 * 1024;
+
 impl LiveBody {
     fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(batch) = self.stash.take() {
+            return Poll::Ready(Some(Ok(Frame::data(batch))));
+        }
         if let Some(error) = self.failing.take() {
             return Poll::Ready(Some(Err(error)));
         }
@@ -303,7 +313,13 @@ impl LiveBody {
                 }
                 let batch = pending.split().freeze();
                 drop(pending);
-                frame.push(batch);
+                if frame.len == 0 || batch.len() < STASH_FROM {
+                    frame.push(batch);
+                } else {
+                    // Copying a large batch behind a few small chunks costs
+                    // more than a second frame: send it next.
+                    self.stash = Some(batch);
+                }
                 // A writer may be waiting for the batch to be taken.
                 self.shared.notifier().notify_waiters();
             }
