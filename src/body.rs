@@ -279,7 +279,10 @@ impl LiveBody {
         let mut drained = false;
         while frame.len < MAX_FRAME {
             match Pin::new(&mut self.rx).poll_next(cx) {
-                Poll::Ready(Some(data)) => frame.push(data),
+                Poll::Ready(Some(data)) => {
+                    self.shared.received();
+                    frame.push(data);
+                }
                 Poll::Ready(None) => {
                     ended = true;
                     drained = true;
@@ -303,7 +306,10 @@ impl LiveBody {
                 // the batch: take that first.
                 loop {
                     match Pin::new(&mut self.rx).poll_next(cx) {
-                        Poll::Ready(Some(data)) => frame.push(data),
+                        Poll::Ready(Some(data)) => {
+                            self.shared.received();
+                            frame.push(data);
+                        }
                         Poll::Ready(None) => {
                             ended = true;
                             break;

@@ -301,7 +301,7 @@ fn deliver(
         return Delivery::Gone;
     }
     if sub.pending_gap > 0 {
-        match sub.tx.try_send(gap_frame(sub.pending_gap)) {
+        match send(sub, gap_frame(sub.pending_gap)) {
             Ok(()) => sub.pending_gap = 0,
             Err(e) if e.is_disconnected() => return Delivery::Gone,
             Err(_) => {
@@ -311,7 +311,7 @@ fn deliver(
             }
         }
     }
-    match sub.tx.try_send(frame.clone()) {
+    match send(sub, frame.clone()) {
         Ok(()) => {
             counters.delivered += 1;
             Delivery::Sent
@@ -328,6 +328,15 @@ fn deliver(
             }
         }
     }
+}
+
+/// Sends one frame into a subscriber's channel, keeping the body's count of
+/// messages in flight right.
+fn send(sub: &mut Subscriber, frame: Bytes) -> Result<(), mpsc::TrySendError<Bytes>> {
+    sub.shared.sending();
+    sub.tx
+        .try_send(frame)
+        .inspect_err(|_| sub.shared.not_sent())
 }
 
 /// `event: gap` with the number of events dropped; no id, so the client's

@@ -143,8 +143,12 @@ impl Hub {
             // Still under the lock: the replay is queued before any event
             // published after the snapshot. A fresh channel always has room
             // for one message.
-            if !first.is_empty() && tx.try_send(Bytes::from(first)).is_err() {
-                tracing::debug!(subscriber = id, "subscriber left before its replay");
+            if !first.is_empty() {
+                shared.sending();
+                if tx.try_send(Bytes::from(first)).is_err() {
+                    shared.not_sent();
+                    tracing::debug!(subscriber = id, "subscriber left before its replay");
+                }
             }
         }
         drop(tx);

@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use std::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU8, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 use tokio::sync::Notify;
@@ -34,6 +34,11 @@ pub(crate) struct Shared {
     /// drained. This is how one chunk carries many events under load while
     /// the channel stays bounded.
     pending: Mutex<BytesMut>,
+    /// Messages sent into the channel and not yet taken by the body. The
+    /// writer reads it under the pending lock; the body decrements it before
+    /// it takes that lock, so a writer that sees 0 knows the body will look
+    /// at the channel again (and wakes it by sending).
+    in_flight: AtomicUsize,
     /// How the writer task ended, for its `WriterHandle`s.
     outcome: super::task::Outcome,
 }
@@ -105,6 +110,26 @@ impl Shared {
 
     pub(crate) fn notifier(&self) -> &Notify {
         &self.changed
+    }
+
+    /// Messages in the channel that the body has not taken.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a message about to be sent into the channel.
+    pub(crate) fn sending(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Uncounts a message that could not be sent after all.
+    pub(crate) fn not_sent(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Counts a message the body took out of the channel.
+    pub(crate) fn received(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub(crate) fn outcome(&self) -> &super::task::Outcome {

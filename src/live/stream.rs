@@ -136,18 +136,31 @@ impl LiveStream {
     }
 
     /// One attempt to hand `bytes` over without waiting.
+    ///
+    /// The channel takes the bytes only when nothing is ahead of them — no
+    /// pending batch, and no message the body has not taken yet (so an idle
+    /// stream sends at once and wakes the body) — or when the chunk is too
+    /// big to copy into the batch. Otherwise they join the batch, which the
+    /// body takes right after the message in flight: under load, one wake
+    /// and one frame carry many writes.
     fn try_push(&mut self, bytes: Bytes) -> Result<Push, LiveError> {
         let mut pending = self.shared.pending();
-        let bytes = if pending.is_empty() {
-            // Nothing is waiting ahead of us: the channel keeps order.
-            match self.tx.try_send(bytes) {
-                Ok(()) => return Ok(Push::Done),
-                Err(e) if e.is_disconnected() => return Err(self.shared.gone_error()),
-                Err(e) => e.into_inner(),
-            }
-        } else {
-            bytes
-        };
+        let bytes =
+            if pending.is_empty() && (self.shared.in_flight() == 0 || bytes.len() >= BATCH_LIMIT) {
+                self.shared.sending();
+                match self.tx.try_send(bytes) {
+                    Ok(()) => return Ok(Push::Done),
+                    Err(e) => {
+                        self.shared.not_sent();
+                        if e.is_disconnected() {
+                            return Err(self.shared.gone_error());
+                        }
+                        e.into_inner()
+                    }
+                }
+            } else {
+                bytes
+            };
         if pending.is_empty() && bytes.len() >= BATCH_LIMIT {
             return Ok(Push::Large(bytes));
         }
@@ -199,9 +212,11 @@ impl LiveStream {
             };
         })
         .await?;
-        self.tx
-            .start_send(bytes)
-            .map_err(|_| self.shared.gone_error())
+        self.shared.sending();
+        self.tx.start_send(bytes).map_err(|_| {
+            self.shared.not_sent();
+            self.shared.gone_error()
+        })
     }
 
     /// Whether the client has gone away.
