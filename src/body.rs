@@ -253,7 +253,7 @@ impl http_body::Body for Body {
 }
 
 /// A body frame gathers ready chunks up to about this many bytes.
-const MAX_FRAME: usize = 256 * 1024;
+const MAX_FRAME: usize = 512 * 1024;
 
 /// A pending batch at least this large goes out as a frame of its own.
 const STASH_FROM: usize = 16 * 1024;

@@ -278,3 +278,34 @@ async fn json_events() {
         b"event: tick\ndata: {\"n\":1,\"text\":\"a\\nb\"}\n\n"
     );
 }
+
+/// Under load on a multi-threaded runtime (events encoded straight into the
+/// pending batch), 200,000 auto-numbered events arrive complete and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_events_stay_in_order_under_load() {
+    const EVENTS: u64 = 200_000;
+    let router = Router::new().get("/burst", |ctx: Context| async move {
+        let options = SseOptions::new().auto_id().heartbeat(Duration::ZERO);
+        ctx.sse_with(options, |_ctx, mut sse| async move {
+            for _ in 0..EVENTS {
+                sse.write("0123456789abcdef0123456789abcdef").await?;
+            }
+            Ok(())
+        })
+    });
+    let server = start(router).await;
+    for _ in 0..3 {
+        let (_, body) = get(&server, "GET /burst HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let mut expected = 1u64;
+        for frame in body.split_terminator("\n\n") {
+            let id = frame
+                .strip_prefix("id: ")
+                .and_then(|rest| rest.split('\n').next())
+                .expect("id line first");
+            assert_eq!(id.parse::<u64>().unwrap(), expected, "out of order");
+            assert!(frame.ends_with("\ndata: 0123456789abcdef0123456789abcdef"));
+            expected += 1;
+        }
+        assert_eq!(expected, EVENTS + 1);
+    }
+}

@@ -1,6 +1,6 @@
 //! [`LiveStream`]: the writer's end of a live response.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use std::{future::Future, sync::Arc, task::Poll};
 
@@ -8,7 +8,7 @@ use super::shared::{Shared, CLOSED, DISCONNECTED, SHUTDOWN};
 use crate::{charset::Charset, chunk::Chunk, error::LiveError};
 
 /// The most bytes a writer may queue beyond the channel before `write` waits.
-pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
+pub(crate) const BATCH_LIMIT: usize = 256 * 1024;
 
 /// What became of one attempt to hand bytes over.
 enum Push {
@@ -18,6 +18,16 @@ enum Push {
     Large(Bytes),
     /// The batch is full: wait until the body takes it.
     BatchFull(Bytes),
+}
+
+/// Where an encoded frame can go without waiting.
+enum Batch {
+    /// Appended to the pending batch.
+    Added,
+    /// The batch is full: wait until the body takes it.
+    Full,
+    /// Nothing is ahead: send through the channel, which wakes the body.
+    Idle,
 }
 
 /// The writer's end of a live response: what `ctx.live(|ctx, stream| …)`
@@ -169,6 +179,43 @@ impl LiveStream {
             return Ok(Push::Done);
         }
         Ok(Push::BatchFull(bytes))
+    }
+
+    /// Sends one frame that `encode` appends to a buffer: straight into the
+    /// pending batch when the stream is busy (no intermediate buffer, no
+    /// reference counting), else through `scratch` and the channel, exactly
+    /// like [`send_bytes`](Self::send_bytes). `encode` may run more than once
+    /// (after a wait) and must append the same bytes each time.
+    pub(crate) async fn send_encoded(
+        &mut self,
+        scratch: &mut BytesMut,
+        encode: impl Fn(&mut BytesMut),
+    ) -> Result<(), LiveError> {
+        loop {
+            if let Some(e) = self.shared.write_error() {
+                return Err(e);
+            }
+            match self.try_encode_into_batch(&encode) {
+                Batch::Added => return Ok(()),
+                Batch::Full => self.wait_batch_taken().await?,
+                Batch::Idle => {
+                    encode(scratch);
+                    return self.send_bytes(scratch.split().freeze()).await;
+                }
+            }
+        }
+    }
+
+    fn try_encode_into_batch(&self, encode: &impl Fn(&mut BytesMut)) -> Batch {
+        let mut pending = self.shared.pending();
+        if pending.is_empty() && self.shared.in_flight() == 0 {
+            return Batch::Idle;
+        }
+        if pending.len() >= BATCH_LIMIT {
+            return Batch::Full;
+        }
+        encode(&mut pending);
+        Batch::Added
     }
 
     /// Waits until the body has taken the pending batch (or the stream can

@@ -357,6 +357,20 @@ pub(crate) struct Fields<'a> {
 impl Fields<'_> {
     /// Appends the frame; on error `buf` is untouched.
     pub(crate) fn encode_into(self, buf: &mut BytesMut) -> Result<(), FrameError> {
+        // Validate before the first byte so a refused event leaves no partial
+        // frame behind for the client to misread.
+        self.validate()?;
+        self.write_validated(buf);
+        Ok(())
+    }
+
+    /// Whether these fields make a frame that cannot be misread.
+    pub(crate) fn validate(&self) -> Result<(), FrameError> {
+        validate_fields(self.event, self.id)
+    }
+
+    /// Appends the frame of fields already [validated](Self::validate).
+    pub(crate) fn write_validated(self, buf: &mut BytesMut) {
         let Fields {
             event,
             id,
@@ -364,11 +378,8 @@ impl Fields<'_> {
             data,
         } = self;
         let retry = retry.map(|d| d.as_millis());
-        // Validate before the first byte so a refused event leaves no partial
-        // frame behind for the client to misread.
-        validate_fields(event, id)?;
         if event.is_none() && id.is_none() && retry.is_none() && data.is_none() {
-            return Ok(());
+            return;
         }
 
         let mut digits = [0u8; U128_DIGITS];
@@ -395,7 +406,6 @@ impl Fields<'_> {
             }
         }
         buf.put_u8(b'\n');
-        Ok(())
     }
 }
 

@@ -120,12 +120,13 @@ impl SseWriter {
             retry: retry.or(self.default_retry),
             data,
         };
+        fields.validate()?;
         if self.buf.capacity() - self.buf.len() < 512 {
             self.buf.reserve(BLOCK);
         }
-        fields.encode_into(&mut self.buf)?;
-        let frame = self.buf.split().freeze();
-        self.stream.send_bytes(frame).await?;
+        self.stream
+            .send_encoded(&mut self.buf, |buf| fields.write_validated(buf))
+            .await?;
         if let Some(sent) = numbered {
             self.next_id = Some(sent.saturating_add(1));
         }
