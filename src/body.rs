@@ -275,47 +275,22 @@ impl LiveBody {
         // Everything ready goes out as one frame: one chunk header and one
         // buffer for hyper instead of one per write.
         let mut frame = Gather::default();
-        let mut ended = false;
-        let mut drained = false;
-        while frame.len < MAX_FRAME {
-            match Pin::new(&mut self.rx).poll_next(cx) {
-                Poll::Ready(Some(data)) => {
-                    self.shared.received();
-                    frame.push(data);
-                }
-                Poll::Ready(None) => {
-                    ended = true;
-                    drained = true;
-                    break;
-                }
-                Poll::Pending => {
-                    drained = true;
-                    break;
-                }
-            }
-        }
+        let first = drain_channel(&mut self.rx, &self.shared, cx, &mut frame, MAX_FRAME);
+        let mut ended = first == Drained::Ended;
         // The pending batch was written after everything in the channel, so
         // it may only follow once the channel is empty.
-        if drained {
+        if first != Drained::Capped {
             let mut pending = self.shared.pending();
             if !pending.is_empty() {
                 // Between our last look and this lock the writer may have
                 // refilled the channel before spilling into the batch. It
                 // touches the channel only while holding this lock, so with
                 // the lock held the channel holds exactly what is older than
-                // the batch: take that first.
-                loop {
-                    match Pin::new(&mut self.rx).poll_next(cx) {
-                        Poll::Ready(Some(data)) => {
-                            self.shared.received();
-                            frame.push(data);
-                        }
-                        Poll::Ready(None) => {
-                            ended = true;
-                            break;
-                        }
-                        Poll::Pending => break,
-                    }
+                // the batch: take all of that first.
+                if drain_channel(&mut self.rx, &self.shared, cx, &mut frame, usize::MAX)
+                    == Drained::Ended
+                {
+                    ended = true;
                 }
                 let batch = pending.split().freeze();
                 drop(pending);
@@ -360,6 +335,39 @@ impl LiveBody {
             None => Poll::Pending,
         }
     }
+}
+
+/// How a look at the channel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// The frame reached its size limit; the channel may hold more.
+    Capped,
+    /// Nothing more is ready.
+    Empty,
+    /// Every sender is gone and the channel is empty.
+    Ended,
+}
+
+/// Moves ready chunks from the channel into `frame` until nothing more is
+/// ready, the channel ends, or `frame` holds `limit` bytes.
+fn drain_channel(
+    rx: &mut mpsc::Receiver<Bytes>,
+    shared: &Shared,
+    cx: &mut Context<'_>,
+    frame: &mut Gather,
+    limit: usize,
+) -> Drained {
+    while frame.len < limit {
+        match Pin::new(&mut *rx).poll_next(cx) {
+            Poll::Ready(Some(data)) => {
+                shared.received();
+                frame.push(data);
+            }
+            Poll::Ready(None) => return Drained::Ended,
+            Poll::Pending => return Drained::Empty,
+        }
+    }
+    Drained::Capped
 }
 
 /// Chunks gathered into one frame: a single chunk is passed through as it

@@ -22,3 +22,34 @@ pub mod servers;
 pub mod sse;
 pub mod stats;
 pub mod wire;
+
+/// Start-up shared by the peer servers (`axum_server`, `hyper_server`): binds
+/// the `--addr` argument (default `127.0.0.1:3000`), prints the contract's
+/// first line `listening on http://IP:PORT`, and exits with a message when
+/// the address cannot be bound.
+pub async fn listen_from_args() -> tokio::net::TcpListener {
+    use std::io::Write;
+    let mut args = std::env::args().skip(1);
+    let mut addr = String::from("127.0.0.1:3000");
+    while let Some(arg) = args.next() {
+        if arg == "--addr" {
+            addr = args.next().unwrap_or(addr);
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on {addr}: {error}");
+            std::process::exit(1);
+        }
+    };
+    match listener.local_addr() {
+        Ok(local) => println!("listening on http://{local}"),
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+    let _ = std::io::stdout().flush();
+    listener
+}

@@ -24,7 +24,6 @@ use futures_util::{
 use std::{
     collections::HashMap,
     convert::Infallible,
-    io::Write,
     pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -194,28 +193,7 @@ fn app() -> Router {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut addr = String::from("127.0.0.1:3000");
-    while let Some(arg) = args.next() {
-        if arg == "--addr" {
-            addr = args.next().unwrap_or(addr);
-        }
-    }
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("cannot listen on {addr}: {error}");
-            std::process::exit(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(local) => println!("listening on http://{local}"),
-        Err(error) => {
-            eprintln!("{error}");
-            std::process::exit(1);
-        }
-    }
-    let _ = std::io::stdout().flush();
+    let listener = rill_bench::listen_from_args().await;
     if let Err(error) = axum::serve(listener, app()).await {
         eprintln!("{error}");
     }
