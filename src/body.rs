@@ -162,11 +162,6 @@ impl Body {
         self
     }
 
-    /// The body of a `HEAD` answer to a streaming route: no data.
-    pub(crate) fn empty_streaming() -> Self {
-        Body::empty()
-    }
-
     /// Whether this body is fed by a live writer.
     pub fn is_live(&self) -> bool {
         matches!(self.kind, Kind::Live(_))

@@ -246,7 +246,7 @@ pub(crate) fn set_live_headers(headers: &mut http::HeaderMap, content_type: Head
 /// The response a live action gives to a `HEAD` request: the same headers,
 /// no body, and no writer started.
 pub(crate) fn head_response(options: &LiveOptions) -> Response {
-    let mut response = Response::from_parts(options.status, Body::empty_streaming());
+    let mut response = Response::from_parts(options.status, Body::empty());
     set_live_headers(response.headers_mut(), options.content_type_value());
     response
 }

@@ -266,6 +266,11 @@ impl LiveStream {
         })
     }
 
+    /// The error a write would get now, if any (closed before disconnected).
+    pub(crate) fn write_error(&self) -> Option<LiveError> {
+        self.shared.write_error()
+    }
+
     /// Whether the client has gone away.
     pub fn is_disconnected(&self) -> bool {
         self.shared.has(DISCONNECTED)

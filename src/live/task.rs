@@ -5,9 +5,7 @@ use bytes::Bytes;
 use futures_channel::mpsc;
 use pin_project_lite::pin_project;
 use std::{
-    any::Any,
     future::{Future, IntoFuture},
-    panic::AssertUnwindSafe,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
@@ -178,13 +176,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let mut writer = this.writer;
-        // AssertUnwindSafe: after a panic the writer is never polled again,
-        // so no broken invariant inside it can be observed.
-        let caught = match std::panic::catch_unwind(AssertUnwindSafe(|| writer.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => Ok(result),
-            Err(payload) => Err(payload),
+        // Ready once: the task ends, so the writer is never polled again
+        // after a panic.
+        let Poll::Ready(caught) = crate::panic::poll_catching(this.writer, cx) else {
+            return Poll::Pending;
         };
         let outcome = settle(this.shared, caught);
         if let Some(reporter) = this.reporter.take() {
@@ -201,7 +196,7 @@ where
 /// body ends) and the handles' result.
 fn settle(
     shared: &Shared,
-    caught: Result<Result<(), BoxError>, Box<dyn Any + Send>>,
+    caught: Result<Result<(), BoxError>, crate::panic::Payload>,
 ) -> WriterResult {
     match caught {
         Ok(Ok(())) => {

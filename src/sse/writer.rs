@@ -103,7 +103,7 @@ impl SseWriter {
         retry: Option<Duration>,
         data: Option<&str>,
     ) -> Result<(), LiveError> {
-        if let Some(e) = self.error_now() {
+        if let Some(e) = self.stream.write_error() {
             return Err(e);
         }
         let mut digits = [0u8; U128_DIGITS];
@@ -140,22 +140,12 @@ impl SseWriter {
     ///
     /// [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`].
     pub async fn comment(&mut self, text: &str) -> Result<(), LiveError> {
-        if let Some(e) = self.error_now() {
+        if let Some(e) = self.stream.write_error() {
             return Err(e);
         }
         encode_comment(text, &mut self.buf);
         let frame = self.buf.split().freeze();
         self.stream.send_bytes(frame).await
-    }
-
-    fn error_now(&self) -> Option<LiveError> {
-        if self.stream.is_closed() {
-            Some(LiveError::StreamClosed)
-        } else if self.stream.is_disconnected() {
-            Some(LiveError::ClientDisconnected)
-        } else {
-            None
-        }
     }
 
     /// The id the client last saw, from its `Last-Event-ID` header (or a
