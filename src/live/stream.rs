@@ -10,6 +10,11 @@ use crate::{charset::Charset, chunk::Chunk, error::LiveError};
 /// The most bytes a writer may queue beyond the channel before `write` waits.
 pub(crate) const BATCH_LIMIT: usize = 256 * 1024;
 
+/// Frames sent through the channel are encoded into a scratch buffer
+/// allocated in blocks of this size, so a writer allocates once per block
+/// rather than once per event.
+const SCRATCH_BLOCK: usize = 16 * 1024;
+
 /// What became of one attempt to hand bytes over.
 enum Push {
     /// In the channel or in the pending batch.
@@ -185,20 +190,21 @@ impl LiveStream {
     /// pending batch when the stream is busy (no intermediate buffer, no
     /// reference counting), else through `scratch` and the channel, exactly
     /// like [`send_bytes`](Self::send_bytes). `encode` may run more than once
-    /// (after a wait) and must append the same bytes each time.
+    /// (after a wait) and must append the same bytes each time. The caller
+    /// checks [`write_error`](Self::write_error) first.
     pub(crate) async fn send_encoded(
         &mut self,
         scratch: &mut BytesMut,
         encode: impl Fn(&mut BytesMut),
     ) -> Result<(), LiveError> {
         loop {
-            if let Some(e) = self.shared.write_error() {
-                return Err(e);
-            }
             match self.try_encode_into_batch(&encode) {
                 Batch::Added => return Ok(()),
                 Batch::Full => self.wait_batch_taken().await?,
                 Batch::Idle => {
+                    if scratch.capacity() - scratch.len() < 512 {
+                        scratch.reserve(SCRATCH_BLOCK);
+                    }
                     encode(scratch);
                     return self.send_bytes(scratch.split().freeze()).await;
                 }

@@ -335,7 +335,8 @@ impl Event {
             id: self
                 .id
                 .as_deref()
-                .or_else(|| defaults.and_then(|d| d.id.as_deref())),
+                .or_else(|| defaults.and_then(|d| d.id.as_deref()))
+                .map(Id::Text),
             retry: self.retry.or_else(|| defaults.and_then(|d| d.retry)),
             data: self.data.as_deref(),
         }
@@ -349,9 +350,23 @@ impl Event {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Fields<'a> {
     pub(crate) event: Option<&'a str>,
-    pub(crate) id: Option<&'a str>,
+    pub(crate) id: Option<Id<'a>>,
     pub(crate) retry: Option<Duration>,
     pub(crate) data: Option<&'a str>,
+}
+
+/// An `id:` value: text as given, or a number (an auto id) written straight
+/// as digits, which needs neither formatting to a string nor validation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Id<'a> {
+    Text(&'a str),
+    Number(u64),
+}
+
+impl<'a> From<&'a str> for Id<'a> {
+    fn from(text: &'a str) -> Self {
+        Id::Text(text)
+    }
 }
 
 impl Fields<'_> {
@@ -366,7 +381,11 @@ impl Fields<'_> {
 
     /// Whether these fields make a frame that cannot be misread.
     pub(crate) fn validate(&self) -> Result<(), FrameError> {
-        validate_fields(self.event, self.id)
+        let id = match self.id {
+            Some(Id::Text(text)) => Some(text),
+            Some(Id::Number(_)) | None => None,
+        };
+        validate_fields(self.event, id)
     }
 
     /// Appends the frame of fields already [validated](Self::validate).
@@ -377,19 +396,31 @@ impl Fields<'_> {
             retry,
             data,
         } = self;
-        let retry = retry.map(|d| d.as_millis());
         if event.is_none() && id.is_none() && retry.is_none() && data.is_none() {
             return;
         }
 
-        let mut digits = [0u8; U128_DIGITS];
-        let retry = retry.map(|ms| format_u128(ms, &mut digits));
-        let len = event.map_or(0, |v| field_len(b"event", v))
-            + id.map_or(0, |v| field_len(b"id", v))
-            + retry.map_or(0, |v| field_len(b"retry", v))
-            + data.map_or(0, |v| Lines::new(v).map(|l| field_len(b"data", l)).sum())
-            + 1;
-        buf.reserve(len);
+        let mut id_digits = itoa::Buffer::new();
+        let id = id.map(|id| match id {
+            Id::Text(text) => text,
+            Id::Number(n) => id_digits.format(n),
+        });
+        let mut retry_digits = itoa::Buffer::new();
+        let retry = retry.map(|d| retry_digits.format(d.as_millis()));
+        // One scan of the data: most events are a single line.
+        let single_line = data.filter(|text| find_line_break(text.as_bytes()).is_none());
+        let data_len = match (data, single_line) {
+            (_, Some(line)) => field_len(b"data", line),
+            (Some(text), None) => Lines::new(text).map(|l| field_len(b"data", l)).sum(),
+            (None, None) => 0,
+        };
+        buf.reserve(
+            event.map_or(0, |v| field_len(b"event", v))
+                + id.map_or(0, |v| field_len(b"id", v))
+                + retry.map_or(0, |v| field_len(b"retry", v))
+                + data_len
+                + 1,
+        );
 
         if let Some(v) = event {
             put_field(buf, b"event", v);
@@ -400,19 +431,17 @@ impl Fields<'_> {
         if let Some(v) = retry {
             put_field(buf, b"retry", v);
         }
-        if let Some(v) = data {
-            for line in Lines::new(v) {
-                put_field(buf, b"data", line);
+        match (data, single_line) {
+            (_, Some(line)) => put_field(buf, b"data", line),
+            (Some(text), None) => {
+                for line in Lines::new(text) {
+                    put_field(buf, b"data", line);
+                }
             }
+            (None, None) => {}
         }
         buf.put_u8(b'\n');
     }
-}
-
-/// Formats `n` in decimal into `digits`, returning the text: ids without
-/// allocating.
-pub(crate) fn format_id(n: u64, digits: &mut [u8; U128_DIGITS]) -> &str {
-    format_u128(u128::from(n), digits)
 }
 
 /// Appends an SSE comment to `buf`: one `: text` line per line of `text`
@@ -451,7 +480,7 @@ fn validate_fields(event: Option<&str>, id: Option<&str>) -> Result<(), FrameErr
         if has_line_break(id) {
             return Err(FrameError::IdLineBreak);
         }
-        if id.contains('\0') {
+        if memchr::memchr(0, id.as_bytes()).is_some() {
             return Err(FrameError::IdNul);
         }
     }
@@ -459,7 +488,12 @@ fn validate_fields(event: Option<&str>, id: Option<&str>) -> Result<(), FrameErr
 }
 
 fn has_line_break(value: &str) -> bool {
-    value.bytes().any(|b| b == b'\r' || b == b'\n')
+    find_line_break(value.as_bytes()).is_some()
+}
+
+/// The position of the first CR or LF in `bytes` (vectorized by `memchr`).
+fn find_line_break(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr2(b'\r', b'\n', bytes)
 }
 
 /// Bytes of `name: value\n`, or `name:\n` for an empty value.
@@ -470,6 +504,7 @@ fn field_len(name: &[u8], value: &str) -> usize {
 /// Writes one field line. The space after the colon is always written for a
 /// non-empty value because the client strips exactly one leading space: a
 /// value that itself starts with a space would otherwise lose it.
+#[inline(always)]
 fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
     buf.put_slice(name);
     if value.is_empty() {
@@ -479,25 +514,6 @@ fn put_field(buf: &mut BytesMut, name: &[u8], value: &str) {
         buf.put_slice(value.as_bytes());
         buf.put_u8(b'\n');
     }
-}
-
-/// Decimal digits of `u128::MAX`; `Duration::MAX` in milliseconds fits.
-pub(crate) const U128_DIGITS: usize = 39;
-
-/// Formats `n` in base ten on the stack, so writing `retry:` allocates
-/// nothing.
-fn format_u128(mut n: u128, digits: &mut [u8; U128_DIGITS]) -> &str {
-    let mut start = U128_DIGITS;
-    loop {
-        start -= 1;
-        // `n % 10` is below 10, so the cast cannot truncate.
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&digits[start..]).expect("ASCII digits are UTF-8")
 }
 
 /// The lines of `text` as the event stream grammar splits them: CRLF, LF and
@@ -520,7 +536,7 @@ impl<'a> Iterator for Lines<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let text = self.rest?;
         let bytes = text.as_bytes();
-        match bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
+        match find_line_break(bytes) {
             None => {
                 self.rest = None;
                 Some(text)
@@ -552,9 +568,8 @@ mod tests {
 
     #[test]
     fn retry_formats_extremes() {
-        let mut digits = [0u8; U128_DIGITS];
-        assert_eq!(format_u128(0, &mut digits), "0");
-        assert_eq!(format_u128(u128::MAX, &mut digits), u128::MAX.to_string());
+        let zero = Event::new().retry(Duration::ZERO).encode().unwrap();
+        assert_eq!(zero, "retry: 0\n\n");
         let max = Event::new().retry(Duration::MAX).encode().unwrap();
         assert_eq!(max, format!("retry: {}\n\n", Duration::MAX.as_millis()));
     }

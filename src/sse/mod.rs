@@ -14,7 +14,7 @@ mod writer;
 
 pub use event::{encode_comment, Event, FrameError};
 
-pub(crate) use event::{format_id, Fields, U128_DIGITS};
+pub(crate) use event::{Fields, Id};
 pub use options::{SseOptions, DEFAULT_HEARTBEAT};
 pub use writer::SseWriter;
 

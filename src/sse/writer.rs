@@ -3,12 +3,8 @@
 use bytes::BytesMut;
 use std::{future::Future, time::Duration};
 
-use super::{encode_comment, format_id, Event, Fields, U128_DIGITS};
+use super::{encode_comment, Event, Fields, Id};
 use crate::{error::LiveError, live::LiveStream};
-
-/// Frames are encoded into blocks of this size, so a busy writer allocates
-/// once per block rather than once per event.
-const BLOCK: usize = 16 * 1024;
 
 /// The writer's end of an SSE response: what `ctx.sse(|ctx, sse| …)` hands
 /// to your closure. It encodes events and sends each as one chunk through
@@ -106,13 +102,12 @@ impl SseWriter {
         if let Some(e) = self.stream.write_error() {
             return Err(e);
         }
-        let mut digits = [0u8; U128_DIGITS];
         // Auto ids number the events that carry none; an event's own
         // numeric id moves the counter past it.
         let (id, numbered) = match (self.next_id, id) {
-            (Some(next), None) => (Some(format_id(next, &mut digits)), Some(next)),
-            (Some(_), Some(own)) => (Some(own), own.parse::<u64>().ok()),
-            (None, own) => (own.or(self.default_id.as_deref()), None),
+            (Some(next), None) => (Some(Id::Number(next)), Some(next)),
+            (Some(_), Some(own)) => (Some(Id::Text(own)), own.parse::<u64>().ok()),
+            (None, own) => (own.or(self.default_id.as_deref()).map(Id::Text), None),
         };
         let fields = Fields {
             event: event.or(self.default_event.as_deref()),
@@ -121,9 +116,6 @@ impl SseWriter {
             data,
         };
         fields.validate()?;
-        if self.buf.capacity() - self.buf.len() < 512 {
-            self.buf.reserve(BLOCK);
-        }
         self.stream
             .send_encoded(&mut self.buf, |buf| fields.write_validated(buf))
             .await?;
