@@ -7,13 +7,19 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::graceful::{GracefulShutdown, Watcher},
 };
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs},
     task::JoinSet,
 };
 
-use crate::{error::ServeError, router::RouterService, Router};
+use crate::{
+    body::WireBody,
+    error::{BoxError, ServeError},
+    handler::BoxFuture,
+    router::RouterService,
+    Router,
+};
 
 /// The default listen backlog. Tokio's `TcpListener::bind` uses 128, which
 /// drops bursts of simultaneous connects (every browser tab of a busy page
@@ -259,13 +265,13 @@ impl Builders {
         let result = match protocol {
             Protocol::Http1 => {
                 watcher
-                    .watch(self.http1.serve_connection(io, service))
+                    .watch(self.http1.serve_connection(io, WireService(service)))
                     .await
             }
             // Boxed: the HTTP/2 connection future is large, and every HTTP/1
             // connection task would otherwise reserve room for it.
             Protocol::Http2 => {
-                Box::pin(watcher.watch(self.http2.serve_connection(io, service))).await
+                Box::pin(watcher.watch(self.http2.serve_connection(io, WireService(service)))).await
             }
         };
         if let Err(error) = result {
@@ -292,6 +298,29 @@ async fn sniff(tcp: &TcpStream) -> io::Result<Option<Protocol>> {
         // A prefix of "PRI " arrived alone: peek would return at once again,
         // so wait a little for the rest (bounded by the caller's timeout).
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The app as this server runs it: like [`RouterService`], but its
+/// responses' frames carry the written chunks as a list
+/// ([`WireBody`]), so hyper writes them to the socket without copying them
+/// together first.
+#[derive(Clone)]
+struct WireService(RouterService);
+
+impl<B> hyper::service::Service<http::Request<B>> for WireService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<WireBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<http::Response<WireBody>, Infallible>>;
+
+    fn call(&self, request: http::Request<B>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(request).await.into_http().map(WireBody)) })
     }
 }
 

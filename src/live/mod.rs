@@ -5,6 +5,7 @@
 //! [`WriterHandle`], the body ([`crate::Body`]) that pulls the channel, and
 //! [`LiveTracker`], which counts open responses and closes them on shutdown.
 
+mod pending;
 pub(crate) mod shared;
 mod stream;
 mod task;

@@ -1,13 +1,13 @@
 //! The state one live response shares between its writer, its body and its
 //! task: a few flags and a notifier that wakes whoever waits on them.
 
-use bytes::BytesMut;
 use std::sync::{
     atomic::{AtomicU8, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 use tokio::sync::Notify;
 
+use super::pending::Pending;
 use crate::error::LiveError;
 
 /// The stream was closed: no more writes (close, disconnect, writer finished,
@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     /// the channel; the body takes them all at once when the channel is
     /// drained. This is how one chunk carries many events under load while
     /// the channel stays bounded.
-    pending: Mutex<BytesMut>,
+    pending: Mutex<Pending>,
     /// Messages sent into the channel and not yet taken by the body. The
     /// writer reads it under the pending lock; the body decrements it before
     /// it takes that lock, so a writer that sees 0 knows the body will look
@@ -136,7 +136,7 @@ impl Shared {
         &self.outcome
     }
 
-    pub(crate) fn pending(&self) -> MutexGuard<'_, BytesMut> {
+    pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
         // Critical sections are single appends/splits: never inconsistent.
         self.pending
             .lock()

@@ -139,12 +139,15 @@ impl LiveStream {
         }
         let mut bytes = bytes;
         loop {
+            // The waits are boxed: they are rare (once per full batch), and
+            // keeping them out of this future keeps every write's future
+            // small, which is most of the cost of a write that does not wait.
             match self.try_push(bytes)? {
                 Push::Done => return Ok(()),
-                Push::Large(large) => return self.send_when_room(large).await,
+                Push::Large(large) => return Box::pin(self.send_when_room(large)).await,
                 Push::BatchFull(again) => {
                     bytes = again;
-                    self.wait_batch_taken().await?;
+                    Box::pin(self.wait_batch_taken()).await?;
                 }
             }
         }
@@ -180,7 +183,7 @@ impl LiveStream {
             return Ok(Push::Large(bytes));
         }
         if pending.len() + bytes.len() <= BATCH_LIMIT {
-            pending.extend_from_slice(&bytes);
+            pending.push(bytes);
             return Ok(Push::Done);
         }
         Ok(Push::BatchFull(bytes))
@@ -200,13 +203,13 @@ impl LiveStream {
         loop {
             match self.try_encode_into_batch(&encode) {
                 Batch::Added => return Ok(()),
-                Batch::Full => self.wait_batch_taken().await?,
+                Batch::Full => Box::pin(self.wait_batch_taken()).await?,
                 Batch::Idle => {
                     if scratch.capacity() - scratch.len() < 512 {
                         scratch.reserve(SCRATCH_BLOCK);
                     }
                     encode(scratch);
-                    return self.send_bytes(scratch.split().freeze()).await;
+                    return Box::pin(self.send_bytes(scratch.split().freeze())).await;
                 }
             }
         }
@@ -220,7 +223,7 @@ impl LiveStream {
         if pending.len() >= BATCH_LIMIT {
             return Batch::Full;
         }
-        encode(&mut pending);
+        pending.encode(encode);
         Batch::Added
     }
 

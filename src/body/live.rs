@@ -1,0 +1,295 @@
+//! The live body: pulls what a writer sent through the channel and the
+//! pending batch, sends heartbeats while idle, and marks the stream
+//! disconnected when hyper drops it early.
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::mpsc;
+use futures_core::Stream;
+use http_body::Frame;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::time::{Instant, Sleep};
+
+use super::wire::Parts;
+use crate::{
+    error::BodyError,
+    live::{
+        shared::{BODY_DONE, CLOSED, DISCONNECTED, FAILED},
+        ActiveGuard, Shared,
+    },
+};
+
+pub(super) struct LiveBody {
+    rx: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+    pub(super) done: bool,
+    /// The end was seen and is an error, held back for one poll.
+    pub(super) failing: Option<BodyError>,
+    /// Keeps the response counted as open in its tracker while hyper holds it.
+    _active: Option<Arc<ActiveGuard>>,
+    heartbeat: Option<Heartbeat>,
+    /// Run when hyper drops the body (a hub subscription unregisters here).
+    pub(super) on_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Sends `frame` whenever `interval` passes without data. Lives in the body,
+/// not the writer, so it fires while the writer is busy elsewhere, and every
+/// chunk restarts it, so busy streams never carry heartbeats.
+struct Heartbeat {
+    interval: Duration,
+    frame: Bytes,
+    /// When data last went out; the timer is re-armed lazily from it instead
+    /// of being reset on every chunk.
+    last_data: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+/// A body frame gathers ready chunks up to about this many bytes.
+const MAX_FRAME: usize = 512 * 1024;
+
+/// How the chunks that are ready become the data of one frame.
+pub(super) trait Collect: Default {
+    /// The frame's data type.
+    type Data;
+    /// Adds one chunk, after those already collected.
+    fn push(&mut self, chunk: Bytes);
+    /// Bytes collected so far.
+    fn len(&self) -> usize;
+    /// The frame's data, or `None` if nothing was collected.
+    fn finish(self) -> Option<Self::Data>;
+    /// The data of a frame of one chunk.
+    fn single(chunk: Bytes) -> Self::Data;
+}
+
+impl LiveBody {
+    pub(super) fn new(
+        rx: mpsc::Receiver<Bytes>,
+        shared: Arc<Shared>,
+        active: Option<Arc<ActiveGuard>>,
+        heartbeat: Option<(Duration, Bytes)>,
+    ) -> Self {
+        let heartbeat =
+            heartbeat
+                .filter(|(interval, _)| !interval.is_zero())
+                .map(|(interval, frame)| Heartbeat {
+                    interval,
+                    frame,
+                    last_data: Instant::now(),
+                    sleep: Box::pin(tokio::time::sleep(interval)),
+                });
+        LiveBody {
+            rx,
+            shared,
+            done: false,
+            failing: None,
+            _active: active,
+            heartbeat,
+            on_drop: None,
+        }
+    }
+
+    /// The next frame: everything ready, collected by `C`.
+    pub(super) fn poll_frame<C: Collect>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<C::Data>, BodyError>>> {
+        if let Some(error) = self.failing.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        // Everything ready goes out as one frame: one chunk header and one
+        // poll of the body for hyper instead of one per write.
+        let mut frame = C::default();
+        let first = drain_channel(&mut self.rx, &self.shared, cx, &mut frame, MAX_FRAME);
+        let mut ended = first == Drained::Ended;
+        // The pending batch was written after everything in the channel, so
+        // it may only follow once the channel is empty.
+        if first != Drained::Capped {
+            let mut pending = self.shared.pending();
+            if !pending.is_empty() {
+                // Between our last look and this lock the writer may have
+                // refilled the channel before spilling into the batch. It
+                // touches the channel only while holding this lock, so with
+                // the lock held the channel holds exactly what is older than
+                // the batch: take all of that first.
+                if drain_channel(&mut self.rx, &self.shared, cx, &mut frame, usize::MAX)
+                    == Drained::Ended
+                {
+                    ended = true;
+                }
+                let batch = pending.take();
+                drop(pending);
+                batch.into_iter().for_each(|part| frame.push(part));
+                // A writer may be waiting for the batch to be taken.
+                self.shared.notifier().notify_waiters();
+            }
+        }
+        if let Some(data) = frame.finish() {
+            if let Some(heartbeat) = &mut self.heartbeat {
+                heartbeat.last_data = Instant::now();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if ended {
+            self.done = true;
+            let flags = self.shared.set(BODY_DONE);
+            let error = if flags & FAILED != 0 {
+                BodyError::WriterFailed
+            } else if flags & CLOSED != 0 {
+                return Poll::Ready(None);
+            } else {
+                // Every sender is gone but nobody closed the stream: the
+                // writer task was dropped mid-way (aborted).
+                BodyError::WriterCancelled
+            };
+            // hyper aborts without flushing what it buffered in the same
+            // pass. Yield once so the chunks written before the failure
+            // reach the client, then report the error.
+            self.failing = Some(error);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match &mut self.heartbeat {
+            Some(heartbeat) => heartbeat
+                .poll_due(cx)
+                .map(|frame| Some(Ok(Frame::data(C::single(frame))))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// How a look at the channel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// The frame reached its size limit; the channel may hold more.
+    Capped,
+    /// Nothing more is ready.
+    Empty,
+    /// Every sender is gone and the channel is empty.
+    Ended,
+}
+
+/// Moves ready chunks from the channel into `frame` until nothing more is
+/// ready, the channel ends, or `frame` holds `limit` bytes.
+fn drain_channel(
+    rx: &mut mpsc::Receiver<Bytes>,
+    shared: &Shared,
+    cx: &mut Context<'_>,
+    frame: &mut impl Collect,
+    limit: usize,
+) -> Drained {
+    while frame.len() < limit {
+        match Pin::new(&mut *rx).poll_next(cx) {
+            Poll::Ready(Some(data)) => {
+                shared.received();
+                frame.push(data);
+            }
+            Poll::Ready(None) => return Drained::Ended,
+            Poll::Pending => return Drained::Empty,
+        }
+    }
+    Drained::Capped
+}
+
+/// Chunks joined into one `Bytes`, for the plain [`http_body::Body`] of
+/// [`Body`](super::Body): a single chunk is passed through as it is; several
+/// are copied into one buffer.
+#[derive(Default)]
+pub(super) struct Gather {
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+    len: usize,
+}
+
+impl Collect for Gather {
+    type Data = Bytes;
+
+    fn push(&mut self, data: Bytes) {
+        self.len += data.len();
+        if let Some(joined) = &mut self.joined {
+            joined.extend_from_slice(&data);
+        } else if let Some(first) = self.first.take() {
+            let mut joined = BytesMut::with_capacity((first.len() + data.len()).max(8 * 1024));
+            joined.extend_from_slice(&first);
+            joined.extend_from_slice(&data);
+            self.joined = Some(joined);
+        } else {
+            self.first = Some(data);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.joined {
+            Some(joined) => Some(joined.freeze()),
+            None => self.first,
+        }
+    }
+
+    fn single(chunk: Bytes) -> Bytes {
+        chunk
+    }
+}
+
+/// Chunks kept apart, for rill's own server: hyper hands them to the socket
+/// in one vectored write, nothing is copied.
+impl Collect for Parts {
+    type Data = Parts;
+
+    fn push(&mut self, chunk: Bytes) {
+        Parts::push(self, chunk);
+    }
+
+    fn len(&self) -> usize {
+        bytes::Buf::remaining(self)
+    }
+
+    fn finish(self) -> Option<Parts> {
+        (bytes::Buf::remaining(&self) > 0).then_some(self)
+    }
+
+    fn single(chunk: Bytes) -> Parts {
+        Parts::from(chunk)
+    }
+}
+
+impl Heartbeat {
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let due = self.last_data + self.interval;
+            if due <= now {
+                self.last_data = now;
+                self.sleep.as_mut().reset(now + self.interval);
+                return Poll::Ready(self.frame.clone());
+            }
+            // Data went out since the timer was armed: wait the remainder.
+            self.sleep.as_mut().reset(due);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for LiveBody {
+    fn drop(&mut self) {
+        // hyper drops the body early when the connection closes or the HTTP/2
+        // stream is reset: that is how a departed client becomes visible to
+        // an idle writer.
+        if !self.done {
+            self.shared.set(DISCONNECTED);
+        }
+        if let Some(on_drop) = self.on_drop.take() {
+            on_drop();
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! [`Body`]: the one response body type of rill — empty, full, live (pulling
+//! a writer's channel) or streamed (pulling any `Stream`).
+
+mod live;
+mod wire;
+
+pub(crate) use wire::WireBody;
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_core::Stream;
+use http_body::{Frame, SizeHint};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use crate::{
+    error::{BodyError, BoxError},
+    live::{ActiveGuard, Shared},
+};
+use live::{Gather, LiveBody};
+
+type BoxStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
+
+/// A response body: implements [`http_body::Body`] with `Bytes` data, so it
+/// plugs into hyper (and axum) as it is.
+///
+/// A live body pulls the chunks a [`LiveStream`](crate::LiveStream) writes,
+/// one channel slot at a time: while the client does not read, hyper does not
+/// poll, the channel fills, and the writer waits. When hyper drops the body
+/// before its end (the client went away), the stream is marked disconnected
+/// and the writer is woken.
+#[must_use = "streams do nothing unless polled"]
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Live(LiveBody),
+    Stream(BoxStream),
+}
+
+impl Body {
+    /// A body with no data.
+    pub fn empty() -> Self {
+        Body { kind: Kind::Empty }
+    }
+
+    /// A body of exactly these bytes.
+    pub fn full(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        if data.is_empty() {
+            return Body::empty();
+        }
+        Body {
+            kind: Kind::Full(Some(data)),
+        }
+    }
+
+    /// A body pulled from a stream of chunks, for responses produced by
+    /// polling rather than by a writer task. An error from the stream aborts
+    /// the response.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use std::convert::Infallible;
+    ///
+    /// # fn chunks() -> impl futures_core::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    /// #     tokio_stream_stub::iter()
+    /// # }
+    /// # mod tokio_stream_stub {
+    /// #     use bytes::Bytes; use std::{convert::Infallible, pin::Pin, task::{Context, Poll}};
+    /// #     pub struct It(u8);
+    /// #     impl futures_core::Stream for It {
+    /// #         type Item = Result<Bytes, Infallible>;
+    /// #         fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    /// #             self.0 += 1;
+    /// #             Poll::Ready((self.0 <= 3).then(|| Ok(Bytes::from(format!("{}\n", self.0)))))
+    /// #         }
+    /// #     }
+    /// #     pub fn iter() -> It { It(0) }
+    /// # }
+    /// let body = rill::Body::from_stream(chunks());
+    /// ```
+    pub fn from_stream<S, D, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<D, E>> + Send + 'static,
+        D: Into<Bytes>,
+        E: Into<BoxError>,
+    {
+        Body {
+            kind: Kind::Stream(Box::pin(IntoBytes(Box::pin(stream)))),
+        }
+    }
+
+    pub(crate) fn live(
+        rx: mpsc::Receiver<Bytes>,
+        shared: Arc<Shared>,
+        active: Option<Arc<ActiveGuard>>,
+        heartbeat: Option<(Duration, Bytes)>,
+    ) -> Self {
+        Body {
+            kind: Kind::Live(LiveBody::new(rx, shared, active, heartbeat)),
+        }
+    }
+
+    /// Runs `f` when this (live) body is dropped.
+    pub(crate) fn on_drop(mut self, f: Box<dyn FnOnce() + Send>) -> Self {
+        if let Kind::Live(live) = &mut self.kind {
+            live.on_drop = Some(f);
+        }
+        self
+    }
+
+    /// Whether this body is fed by a live writer.
+    pub fn is_live(&self) -> bool {
+        matches!(self.kind, Kind::Live(_))
+    }
+
+    /// Whether this body is produced over time (live or pulled from a stream)
+    /// rather than known up front.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.kind, Kind::Live(_) | Kind::Stream(_))
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::empty()
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body::full(b)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::full(s)
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::full(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::full(v)
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Live(live) => live.poll_frame::<Gather>(cx),
+            Kind::Stream(stream) => loop {
+                return match stream.as_mut().poll_next(cx) {
+                    // An empty chunk would end a chunked body early: skip it.
+                    Poll::Ready(Some(Ok(data))) if data.is_empty() => continue,
+                    Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Stream(e)))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                };
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(data) => data.is_none(),
+            Kind::Live(live) => live.done && live.failing.is_none(),
+            Kind::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Live(_) | Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Adapts a stream of `Result<impl Into<Bytes>, impl Into<BoxError>>`.
+struct IntoBytes<S>(Pin<Box<S>>);
+
+impl<S, D, E> Stream for IntoBytes<S>
+where
+    S: Stream<Item = Result<D, E>>,
+    D: Into<Bytes>,
+    E: Into<BoxError>,
+{
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .as_mut()
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map(Into::into).map_err(Into::into)))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty",
+            Kind::Full(_) => "full",
+            Kind::Live(_) => "live",
+            Kind::Stream(_) => "stream",
+        };
+        f.debug_struct("Body").field("kind", &kind).finish()
+    }
+}

@@ -1,0 +1,92 @@
+//! [`Pending`]: what a writer produced while the body was busy, in order,
+//! waiting for the body to take it all at once.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// Chunks shorter than this are copied into the open part; longer ones are
+/// kept as they are, uncopied. hyper passes at most 64 buffers to one
+/// `writev`, so kept chunks of at least `BATCH_LIMIT / 64` still fill a
+/// whole batch per system call; shorter ones would cost more calls than the
+/// copy saves (measured with 1 KiB chunks: same CPU, 12× the `writev`s).
+pub(crate) const COPY_BELOW: usize = super::stream::BATCH_LIMIT / 64;
+
+/// Bytes written while the body had not taken the previous message, oldest
+/// first: whole chunks as they were written, then the open part that small
+/// writes and encoded SSE frames are appended to.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    parts: VecDeque<Bytes>,
+    open: BytesMut,
+    len: usize,
+}
+
+impl Pending {
+    /// Bytes waiting in all parts.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a chunk: copied into the open part when short, kept whole
+    /// (no copy) otherwise.
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        if chunk.len() < COPY_BELOW {
+            self.open.extend_from_slice(&chunk);
+        } else {
+            self.close_open_part();
+            self.parts.push_back(chunk);
+        }
+    }
+
+    /// Appends what `encode` writes to the open part.
+    pub(crate) fn encode(&mut self, encode: impl FnOnce(&mut BytesMut)) {
+        let before = self.open.len();
+        encode(&mut self.open);
+        self.len += self.open.len() - before;
+    }
+
+    /// Takes everything, oldest part first, leaving the batch empty.
+    pub(crate) fn take(&mut self) -> VecDeque<Bytes> {
+        self.close_open_part();
+        self.len = 0;
+        std::mem::take(&mut self.parts)
+    }
+
+    /// Ends the open part, so what follows it goes after it. The rest of its
+    /// allocation stays open for later writes.
+    fn close_open_part(&mut self) {
+        if !self.open.is_empty() {
+            self.parts.push_back(self.open.split().freeze());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_across_copied_and_kept_chunks() {
+        let mut pending = Pending::default();
+        let big = Bytes::from(vec![b'b'; COPY_BELOW]);
+        pending.push(Bytes::from_static(b"a1"));
+        pending.encode(|buf| buf.extend_from_slice(b"a2"));
+        pending.push(big.clone());
+        pending.push(Bytes::from_static(b"c"));
+        assert_eq!(pending.len(), 5 + COPY_BELOW);
+        let parts: Vec<Bytes> = pending.take().into();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], "a1a2");
+        // The long chunk is the very allocation that was written.
+        assert_eq!(parts[1].as_ptr(), big.as_ptr());
+        assert_eq!(parts[2], "c");
+        assert!(pending.is_empty());
+        assert!(pending.take().is_empty());
+    }
+}
