@@ -16,6 +16,7 @@ use std::{
 use tokio::time::{Instant, Sleep};
 
 use super::wire::Parts;
+use crate::live::COPY_BELOW;
 use crate::{
     error::BodyError,
     live::{
@@ -241,25 +242,59 @@ impl Collect for Gather {
     }
 }
 
-/// Chunks kept apart, for rill's own server: hyper hands them to the socket
-/// in one vectored write, nothing is copied.
-impl Collect for Parts {
+/// Chunks for rill's own server: long ones kept apart (hyper hands them to
+/// the socket in one vectored write, uncopied), short ones joined in order
+/// so a frame of many small events is one buffer, not one `writev` entry
+/// each.
+#[derive(Default)]
+pub(super) struct Wire {
+    parts: Parts,
+    open: BytesMut,
+}
+
+impl Collect for Wire {
     type Data = Parts;
 
     fn push(&mut self, chunk: Bytes) {
-        Parts::push(self, chunk);
+        if chunk.len() < COPY_BELOW {
+            if self.open.is_empty() && bytes::Buf::remaining(&self.parts) == 0 {
+                // Alone so far: keep it as it is, it may stay alone.
+                self.parts.push(chunk);
+                return;
+            }
+            if self.open.is_empty() && self.parts.last_len() < COPY_BELOW {
+                // The previous chunk was short and kept: join it too.
+                if let Some(last) = self.parts.pop_last() {
+                    self.open.reserve(last.len() + chunk.len());
+                    self.open.extend_from_slice(&last);
+                }
+            }
+            self.open.extend_from_slice(&chunk);
+        } else {
+            self.close_open();
+            self.parts.push(chunk);
+        }
     }
 
     fn len(&self) -> usize {
-        bytes::Buf::remaining(self)
+        bytes::Buf::remaining(&self.parts) + self.open.len()
     }
 
-    fn finish(self) -> Option<Parts> {
-        (bytes::Buf::remaining(&self) > 0).then_some(self)
+    fn finish(mut self) -> Option<Parts> {
+        self.close_open();
+        (bytes::Buf::remaining(&self.parts) > 0).then_some(self.parts)
     }
 
     fn single(chunk: Bytes) -> Parts {
         Parts::from(chunk)
+    }
+}
+
+impl Wire {
+    fn close_open(&mut self) {
+        if !self.open.is_empty() {
+            self.parts.push(self.open.split().freeze());
+        }
     }
 }
 
@@ -291,5 +326,49 @@ impl Drop for LiveBody {
         if let Some(on_drop) = self.on_drop.take() {
             on_drop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Buf;
+
+    fn collect(chunks: &[Bytes]) -> Parts {
+        let mut wire = Wire::default();
+        chunks.iter().for_each(|c| wire.push(c.clone()));
+        wire.finish().expect("data")
+    }
+
+    fn chunks_of(parts: &Parts) -> Vec<Vec<u8>> {
+        let mut slots = [std::io::IoSlice::new(&[]); 16];
+        let n = parts.chunks_vectored(&mut slots);
+        slots[..n].iter().map(|s| s.to_vec()).collect()
+    }
+
+    #[test]
+    fn short_chunks_are_joined_long_ones_kept() {
+        let long = Bytes::from(vec![b'L'; COPY_BELOW]);
+        let parts = collect(&[
+            Bytes::from_static(b"a"),
+            Bytes::from_static(b"b"),
+            long.clone(),
+            Bytes::from_static(b"c"),
+            Bytes::from_static(b"d"),
+        ]);
+        let chunks = chunks_of(&parts);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0], b"ab");
+        assert_eq!(chunks[1], long.to_vec());
+        assert_eq!(chunks[2], b"cd");
+        assert_eq!(parts.remaining(), 4 + COPY_BELOW);
+    }
+
+    #[test]
+    fn a_lone_short_chunk_is_not_copied() {
+        let only = Bytes::from_static(b"event");
+        let parts = collect(std::slice::from_ref(&only));
+        assert_eq!(parts.chunk().as_ptr(), only.as_ptr());
+        assert!(Wire::default().finish().is_none());
     }
 }

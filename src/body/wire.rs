@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use super::{Body, Kind};
+use super::{live::Wire, Body, Kind};
 use crate::error::BodyError;
 
 /// The data of one frame: chunks in order, not joined.
@@ -35,6 +35,23 @@ impl Parts {
         } else {
             self.rest.push_back(chunk);
         }
+    }
+}
+
+impl Parts {
+    /// The length of the last chunk (0 when there is none).
+    pub(crate) fn last_len(&self) -> usize {
+        self.rest.back().unwrap_or(&self.front).len()
+    }
+
+    /// Takes the last chunk back out.
+    pub(crate) fn pop_last(&mut self) -> Option<Bytes> {
+        let last = match self.rest.pop_back() {
+            Some(last) => last,
+            None => std::mem::take(&mut self.front),
+        };
+        self.remaining -= last.len();
+        (!last.is_empty()).then_some(last)
     }
 }
 
@@ -122,7 +139,7 @@ impl http_body::Body for WireBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Parts>, BodyError>>> {
         match &mut self.0.kind {
-            Kind::Live(live) => live.poll_frame::<Parts>(cx),
+            Kind::Live(live) => live.poll_frame::<Wire>(cx),
             _ => Pin::new(&mut self.0)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map(|f| f.map_data(Parts::from)))),

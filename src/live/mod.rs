@@ -15,6 +15,7 @@ pub use stream::LiveStream;
 pub use task::{WriterHandle, WriterResult};
 pub use tracker::LiveTracker;
 
+pub(crate) use pending::COPY_BELOW;
 pub(crate) use shared::Shared;
 pub(crate) use tracker::ActiveGuard;
 
