@@ -82,6 +82,52 @@ async fn thousand_subscribers_get_every_event_in_order() {
     assert_eq!(stats.dropped, 0);
 }
 
+/// Publishing while subscribers read, on a multi-threaded runtime: events
+/// queue behind the one in flight and leave in batches, and every
+/// subscriber still gets each event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_subscribers_get_batched_events_in_order() {
+    const SUBSCRIBERS: usize = 50;
+    const EVENTS: u64 = 5000;
+    let hub = Hub::builder().queue(EVENTS as usize).build();
+    let server = start(mounted(&hub)).await;
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        readers.push(SseReader::connect(server.addr, "/hub?channel=busy", None).await);
+    }
+    wait_subscribers(&server, &hub, "busy", SUBSCRIBERS).await;
+    let tasks: Vec<_> = readers
+        .into_iter()
+        .map(|mut reader| {
+            tokio::spawn(async move {
+                for n in 1..=EVENTS {
+                    let frame = reader.next_event().await.expect("stream open");
+                    assert_eq!(frame.id_num(), n, "out of order");
+                    assert_eq!(frame.data.as_deref(), Some(n.to_string().as_str()));
+                }
+            })
+        })
+        .collect();
+    let publisher = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            for n in 1..=EVENTS {
+                hub.publish("busy", Event::data(n.to_string())).unwrap();
+                if n % 100 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    publisher.await.unwrap();
+    for task in tasks {
+        tokio::time::timeout(WAIT * 6, task).await.unwrap().unwrap();
+    }
+    let stats = hub.stats();
+    assert_eq!(stats.delivered, EVENTS * SUBSCRIBERS as u64);
+    assert_eq!(stats.dropped, 0);
+}
+
 /// A filtered publish reaches only subscribers whose metadata (from their
 /// query) matches every pair; the action can pin metadata too.
 #[tokio::test]

@@ -260,6 +260,7 @@ impl HubBuilder {
                 state: Mutex::new(State::default()),
                 limits: Limits {
                     history: self.history,
+                    queue: self.queue,
                     max_age: self.max_age,
                     slow: self.slow,
                 },

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use std::{
     collections::{HashMap, VecDeque},
+    hash::{BuildHasherDefault, Hasher},
     sync::Arc,
 };
 use tokio::time::Instant;
@@ -33,8 +34,30 @@ pub(crate) struct State {
     /// channel and a subscriber to several channels has one position.
     seq: u64,
     channels: HashMap<String, Channel>,
-    subscribers: HashMap<u64, Subscriber>,
+    subscribers: HashMap<u64, Subscriber, BuildHasherDefault<IdHasher>>,
     pub(crate) counters: Counters,
+}
+
+/// Hashes subscriber ids, which the hub hands out itself from a counter: no
+/// client picks them, so one multiplication (a bijection, so no two ids
+/// collide) does instead of SipHash on every delivery.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -97,6 +120,8 @@ impl Subscriber {
 /// History bounds and the slow-consumer policy.
 pub(crate) struct Limits {
     pub(crate) history: usize,
+    /// Frames that may wait for one subscriber.
+    pub(crate) queue: usize,
     pub(crate) max_age: std::time::Duration,
     pub(crate) slow: SlowConsumer,
 }
@@ -146,7 +171,7 @@ impl State {
             if filter.as_ref().is_some_and(|f| !f.matches(&sub.metadata)) {
                 continue;
             }
-            match deliver(sub, &frame, limits.slow, counters) {
+            match deliver(sub, &frame, limits, counters) {
                 Delivery::Sent | Delivery::Dropped => {}
                 Delivery::Gone => gone.push(id),
                 Delivery::TooSlow => {
@@ -294,32 +319,32 @@ enum Delivery {
 fn deliver(
     sub: &mut Subscriber,
     frame: &Bytes,
-    policy: SlowConsumer,
+    limits: &Limits,
     counters: &mut Counters,
 ) -> Delivery {
     if sub.shared.flags() & (CLOSED | DISCONNECTED) != 0 {
         return Delivery::Gone;
     }
     if sub.pending_gap > 0 {
-        match send(sub, gap_frame(sub.pending_gap)) {
+        match send(sub, gap_frame(sub.pending_gap), limits.queue) {
             Ok(()) => sub.pending_gap = 0,
-            Err(e) if e.is_disconnected() => return Delivery::Gone,
-            Err(_) => {
+            Err(Refused::Gone) => return Delivery::Gone,
+            Err(Refused::Full) => {
                 sub.pending_gap += 1;
                 counters.dropped += 1;
                 return Delivery::Dropped;
             }
         }
     }
-    match send(sub, frame.clone()) {
+    match send(sub, frame.clone(), limits.queue) {
         Ok(()) => {
             counters.delivered += 1;
             Delivery::Sent
         }
-        Err(e) if e.is_disconnected() => Delivery::Gone,
-        Err(_) => {
+        Err(Refused::Gone) => Delivery::Gone,
+        Err(Refused::Full) => {
             counters.dropped += 1;
-            match policy {
+            match limits.slow {
                 SlowConsumer::Disconnect => Delivery::TooSlow,
                 SlowConsumer::DropWithGap => {
                     sub.pending_gap += 1;
@@ -330,13 +355,40 @@ fn deliver(
     }
 }
 
-/// Sends one frame into a subscriber's channel, keeping the body's count of
-/// messages in flight right.
-fn send(sub: &mut Subscriber, frame: Bytes) -> Result<(), mpsc::TrySendError<Bytes>> {
-    sub.shared.sending();
-    sub.tx
-        .try_send(frame)
-        .inspect_err(|_| sub.shared.not_sent())
+/// Why a subscriber did not take a frame.
+enum Refused {
+    /// Its queue holds `queue` frames already.
+    Full,
+    /// Its body is gone.
+    Gone,
+}
+
+/// Queues one frame for a subscriber, the way a live writer hands over a
+/// chunk (see `LiveStream::try_push`): through the channel, which wakes the
+/// body, only when nothing is ahead of it; otherwise appended to the
+/// pending batch, which the body takes right after the message in flight.
+/// A subscriber that is still sending earlier events therefore costs one
+/// short copy per event — no allocation, no wake — and gets them all in
+/// one frame.
+fn send(sub: &mut Subscriber, frame: Bytes, queue: usize) -> Result<(), Refused> {
+    let mut pending = sub.shared.pending();
+    let in_flight = sub.shared.in_flight();
+    if pending.is_empty() && in_flight == 0 {
+        sub.shared.sending();
+        return sub.tx.try_send(frame).map_err(|e| {
+            sub.shared.not_sent();
+            if e.is_disconnected() {
+                Refused::Gone
+            } else {
+                Refused::Full
+            }
+        });
+    }
+    if pending.writes() + in_flight >= queue {
+        return Err(Refused::Full);
+    }
+    pending.push(frame);
+    Ok(())
 }
 
 /// `event: gap` with the number of events dropped; no id, so the client's

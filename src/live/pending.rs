@@ -19,12 +19,19 @@ pub(crate) struct Pending {
     parts: VecDeque<Bytes>,
     open: BytesMut,
     len: usize,
+    /// Chunks and frames appended since the last take.
+    writes: usize,
 }
 
 impl Pending {
     /// Bytes waiting in all parts.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Chunks and frames waiting (how a hub bounds a subscriber's queue).
+    pub(crate) fn writes(&self) -> usize {
+        self.writes
     }
 
     /// Whether nothing is waiting.
@@ -36,6 +43,7 @@ impl Pending {
     /// (no copy) otherwise.
     pub(crate) fn push(&mut self, chunk: Bytes) {
         self.len += chunk.len();
+        self.writes += 1;
         if chunk.len() < COPY_BELOW {
             self.open.extend_from_slice(&chunk);
         } else {
@@ -49,12 +57,14 @@ impl Pending {
         let before = self.open.len();
         encode(&mut self.open);
         self.len += self.open.len() - before;
+        self.writes += 1;
     }
 
     /// Takes everything, oldest part first, leaving the batch empty.
     pub(crate) fn take(&mut self) -> VecDeque<Bytes> {
         self.close_open_part();
         self.len = 0;
+        self.writes = 0;
         std::mem::take(&mut self.parts)
     }
 
@@ -80,6 +90,7 @@ mod tests {
         pending.push(big.clone());
         pending.push(Bytes::from_static(b"c"));
         assert_eq!(pending.len(), 5 + COPY_BELOW);
+        assert_eq!(pending.writes(), 4);
         let parts: Vec<Bytes> = pending.take().into();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "a1a2");
