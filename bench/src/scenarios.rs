@@ -164,13 +164,13 @@ pub const SCENARIOS: &[Scenario] = &[
             LATENCY[1],
             LATENCY[2],
         ],
-        servers: STREAMING,
+        servers: &Kind::ALL,
     },
     Scenario {
         id: "paced",
         title: "paced fan-out latency",
         metrics: &LATENCY,
-        servers: STREAMING,
+        servers: &Kind::ALL,
     },
     Scenario {
         id: "backlog",

@@ -16,7 +16,8 @@ pub enum Kind {
     Rill,
     /// `bench/src/bin/axum_server.rs`.
     Axum,
-    /// `bench/src/bin/hyper_server.rs` (burst and live only).
+    /// `bench/src/bin/hyper_server.rs`: pre-encoded bodies (burst, live) and
+    /// fan-out written straight into the sockets (fanout, paced).
     Hyper,
 }
 
