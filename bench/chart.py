@@ -2,7 +2,7 @@
 """Turns bench/results/latest.json into a PNG bar chart.
 
 One panel per scenario metric, one bar per server, normalized so that axum's
-median is 1.0 (raw hyper only appears where it runs: burst and live); each bar
+median is 1.0 (raw hyper only appears where it runs: burst, live, fanout, paced); each bar
 is annotated with its absolute median. Usage: chart.py [JSON] [PNG]
 """
 import json
