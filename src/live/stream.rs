@@ -38,10 +38,12 @@ enum Batch {
 /// The writer's end of a live response: what `ctx.live(|ctx, stream| …)`
 /// hands to your closure.
 ///
-/// Each [`write`](Self::write) becomes one chunk on the wire, in order. Writes
-/// wait while the bounded channel to the response body is full — that is the
-/// back-pressure of a client that reads slowly — and fail once the client has
-/// gone ([`LiveError::ClientDisconnected`]) or the stream is closed
+/// Writes reach the client in order. A write to an idle stream leaves at
+/// once as its own chunk; writes made faster than the client reads are
+/// gathered into a pending batch and leave together. Writes wait once the
+/// channel and the batch (256 KiB) are full — that is the back-pressure of
+/// a client that reads slowly — and fail once the client has gone
+/// ([`LiveError::ClientDisconnected`]) or the stream is closed
 /// ([`LiveError::StreamClosed`]).
 ///
 /// # Example

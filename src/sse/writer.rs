@@ -7,9 +7,10 @@ use super::{encode_comment, Event, Fields, Id};
 use crate::{error::LiveError, live::LiveStream};
 
 /// The writer's end of an SSE response: what `ctx.sse(|ctx, sse| …)` hands
-/// to your closure. It encodes events and sends each as one chunk through
-/// the same channel, with the same back-pressure, disconnect and shutdown
-/// behaviour, as [`LiveStream`].
+/// to your closure. It encodes each event (straight into the stream's
+/// pending batch when the stream is busy) and sends it with the same
+/// ordering, back-pressure, disconnect and shutdown behaviour as
+/// [`LiveStream`].
 ///
 /// # Example
 ///
