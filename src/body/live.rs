@@ -10,7 +10,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
@@ -48,6 +48,10 @@ struct Heartbeat {
     /// of being reset on every chunk.
     last_data: Instant,
     sleep: Pin<Box<Sleep>>,
+    /// The waker the running timer was last polled with: polling it again
+    /// with the same one (every time the body is polled) would only
+    /// re-register it.
+    armed: Option<Waker>,
 }
 
 /// A body frame gathers ready chunks up to about this many bytes.
@@ -82,6 +86,7 @@ impl LiveBody {
                     frame,
                     last_data: Instant::now(),
                     sleep: Box::pin(tokio::time::sleep(interval)),
+                    armed: None,
                 });
         LiveBody {
             rx,
@@ -130,6 +135,10 @@ impl LiveBody {
                 batch.into_iter().for_each(|part| frame.push(part));
                 // A writer may be waiting for the batch to be taken.
                 self.shared.notifier().notify_waiters();
+            } else {
+                // A hub appends to the batch without the channel and wakes
+                // us through this.
+                pending.park(cx.waker());
             }
         }
         if let Some(data) = frame.finish() {
@@ -300,6 +309,11 @@ impl Wire {
 
 impl Heartbeat {
     fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        let same_waker = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if same_waker && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        self.armed = None;
         while self.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let due = self.last_data + self.interval;
@@ -311,6 +325,7 @@ impl Heartbeat {
             // Data went out since the timer was armed: wait the remainder.
             self.sleep.as_mut().reset(due);
         }
+        self.armed = Some(cx.waker().clone());
         Poll::Pending
     }
 }

@@ -322,73 +322,52 @@ fn deliver(
     limits: &Limits,
     counters: &mut Counters,
 ) -> Delivery {
+    // The body sets DISCONNECTED when hyper drops it: the client is gone.
     if sub.shared.flags() & (CLOSED | DISCONNECTED) != 0 {
         return Delivery::Gone;
     }
     if sub.pending_gap > 0 {
-        match send(sub, gap_frame(sub.pending_gap), limits.queue) {
-            Ok(()) => sub.pending_gap = 0,
-            Err(Refused::Gone) => return Delivery::Gone,
-            Err(Refused::Full) => {
-                sub.pending_gap += 1;
-                counters.dropped += 1;
-                return Delivery::Dropped;
-            }
-        }
-    }
-    match send(sub, frame.clone(), limits.queue) {
-        Ok(()) => {
-            counters.delivered += 1;
-            Delivery::Sent
-        }
-        Err(Refused::Gone) => Delivery::Gone,
-        Err(Refused::Full) => {
+        if queue_frame(&sub.shared, gap_frame(sub.pending_gap), limits.queue) {
+            sub.pending_gap = 0;
+        } else {
+            sub.pending_gap += 1;
             counters.dropped += 1;
-            match limits.slow {
-                SlowConsumer::Disconnect => Delivery::TooSlow,
-                SlowConsumer::DropWithGap => {
-                    sub.pending_gap += 1;
-                    Delivery::Dropped
-                }
-            }
+            return Delivery::Dropped;
+        }
+    }
+    if queue_frame(&sub.shared, frame.clone(), limits.queue) {
+        counters.delivered += 1;
+        return Delivery::Sent;
+    }
+    counters.dropped += 1;
+    match limits.slow {
+        SlowConsumer::Disconnect => Delivery::TooSlow,
+        SlowConsumer::DropWithGap => {
+            sub.pending_gap += 1;
+            Delivery::Dropped
         }
     }
 }
 
-/// Why a subscriber did not take a frame.
-enum Refused {
-    /// Its queue holds `queue` frames already.
-    Full,
-    /// Its body is gone.
-    Gone,
-}
-
-/// Queues one frame for a subscriber, the way a live writer hands over a
-/// chunk (see `LiveStream::try_push`): through the channel, which wakes the
-/// body, only when nothing is ahead of it; otherwise appended to the
-/// pending batch, which the body takes right after the message in flight.
-/// A subscriber that is still sending earlier events therefore costs one
-/// short copy per event — no allocation, no wake — and gets them all in
-/// one frame.
-fn send(sub: &mut Subscriber, frame: Bytes, queue: usize) -> Result<(), Refused> {
-    let mut pending = sub.shared.pending();
-    let in_flight = sub.shared.in_flight();
-    if pending.is_empty() && in_flight == 0 {
-        sub.shared.sending();
-        return sub.tx.try_send(frame).map_err(|e| {
-            sub.shared.not_sent();
-            if e.is_disconnected() {
-                Refused::Gone
-            } else {
-                Refused::Full
-            }
-        });
+/// Queues one frame for a subscriber unless `queue` frames already wait:
+/// appended to its pending batch, which its body takes whole on its next
+/// poll, and the body woken if it was waiting. No channel message and no
+/// allocation for a frame under 4 KiB (it is copied); at most one wake
+/// however many events pile up before the body runs. Returns whether the
+/// frame was queued.
+pub(crate) fn queue_frame(shared: &Shared, frame: Bytes, queue: usize) -> bool {
+    let waker = {
+        let mut pending = shared.pending();
+        if pending.writes() + shared.in_flight() >= queue {
+            return false;
+        }
+        pending.push(frame);
+        pending.take_waker()
+    };
+    if let Some(body) = waker {
+        body.wake();
     }
-    if pending.writes() + in_flight >= queue {
-        return Err(Refused::Full);
-    }
-    pending.push(frame);
-    Ok(())
+    true
 }
 
 /// `event: gap` with the number of events dropped; no id, so the client's

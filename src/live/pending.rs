@@ -2,7 +2,7 @@
 //! waiting for the body to take it all at once.
 
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::{collections::VecDeque, task::Waker};
 
 /// Chunks shorter than this are copied into the open part; longer ones are
 /// kept as they are, uncopied. hyper passes at most 64 buffers to one
@@ -21,6 +21,9 @@ pub(crate) struct Pending {
     len: usize,
     /// Chunks and frames appended since the last take.
     writes: usize,
+    /// The body's waker, left when it found nothing pending: how a feeder
+    /// that bypasses the channel (a hub) wakes it.
+    body: Option<Waker>,
 }
 
 impl Pending {
@@ -58,6 +61,20 @@ impl Pending {
         encode(&mut self.open);
         self.len += self.open.len() - before;
         self.writes += 1;
+    }
+
+    /// Leaves the body's waker, to be woken by the next
+    /// [`take_waker`](Self::take_waker).
+    pub(crate) fn park(&mut self, waker: &Waker) {
+        match &mut self.body {
+            Some(parked) if parked.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// The body's parked waker, if it is waiting for this batch.
+    pub(crate) fn take_waker(&mut self) -> Option<Waker> {
+        self.body.take()
     }
 
     /// Takes everything, oldest part first, leaving the batch empty.
