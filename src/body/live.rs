@@ -130,11 +130,11 @@ impl LiveBody {
                 {
                     ended = true;
                 }
-                let batch = pending.take();
+                let writer_waits = pending.take(|part| frame.push(part));
                 drop(pending);
-                batch.into_iter().for_each(|part| frame.push(part));
-                // A writer may be waiting for the batch to be taken.
-                self.shared.notifier().notify_waiters();
+                if writer_waits {
+                    self.shared.notifier().notify_waiters();
+                }
             } else {
                 // A hub appends to the batch without the channel and wakes
                 // us through this.

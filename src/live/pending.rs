@@ -24,6 +24,8 @@ pub(crate) struct Pending {
     /// The body's waker, left when it found nothing pending: how a feeder
     /// that bypasses the channel (a hub) wakes it.
     body: Option<Waker>,
+    /// A writer waits for this batch to be taken (and must be notified).
+    writer_waiting: bool,
 }
 
 impl Pending {
@@ -77,12 +79,22 @@ impl Pending {
         self.body.take()
     }
 
-    /// Takes everything, oldest part first, leaving the batch empty.
-    pub(crate) fn take(&mut self) -> VecDeque<Bytes> {
-        self.close_open_part();
+    /// Records that a writer waits for the batch to be taken.
+    pub(crate) fn writer_waits(&mut self) {
+        self.writer_waiting = true;
+    }
+
+    /// Hands everything to `each`, oldest part first, leaving the batch
+    /// empty (and its buffers' capacity in place). Returns whether a writer
+    /// was waiting for this.
+    pub(crate) fn take(&mut self, mut each: impl FnMut(Bytes)) -> bool {
+        self.parts.drain(..).for_each(&mut each);
+        if !self.open.is_empty() {
+            each(self.open.split().freeze());
+        }
         self.len = 0;
         self.writes = 0;
-        std::mem::take(&mut self.parts)
+        std::mem::take(&mut self.writer_waiting)
     }
 
     /// Ends the open part, so what follows it goes after it. The rest of its
@@ -108,13 +120,16 @@ mod tests {
         pending.push(Bytes::from_static(b"c"));
         assert_eq!(pending.len(), 5 + COPY_BELOW);
         assert_eq!(pending.writes(), 4);
-        let parts: Vec<Bytes> = pending.take().into();
+        let mut parts = Vec::new();
+        assert!(!pending.take(|part| parts.push(part)));
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "a1a2");
         // The long chunk is the very allocation that was written.
         assert_eq!(parts[1].as_ptr(), big.as_ptr());
         assert_eq!(parts[2], "c");
         assert!(pending.is_empty());
-        assert!(pending.take().is_empty());
+        pending.writer_waits();
+        assert!(pending.take(|_| panic!("nothing is left")));
+        assert!(!pending.take(|_| {}), "the wait was reported once");
     }
 }

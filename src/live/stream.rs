@@ -240,8 +240,14 @@ impl LiveStream {
             if let Some(e) = shared.write_error() {
                 return Err(e);
             }
-            if shared.pending().is_empty() {
-                return Ok(());
+            {
+                let mut pending = shared.pending();
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                // Under the lock, so the body, which takes the batch under
+                // it, cannot miss that someone waits.
+                pending.writer_waits();
             }
             notified.await;
         }
