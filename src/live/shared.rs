@@ -21,6 +21,9 @@ pub(crate) const FAILED: u8 = 1 << 2;
 pub(crate) const SHUTDOWN: u8 = 1 << 3;
 /// The body reached its end (cleanly or not); dropping it is no disconnect.
 pub(crate) const BODY_DONE: u8 = 1 << 4;
+/// The writer's `LiveStream` was dropped (its task ended or was aborted):
+/// the channel may end without `CLOSED` or `FAILED`, so the body must look.
+pub(crate) const WRITER_GONE: u8 = 1 << 5;
 
 #[derive(Debug, Default)]
 pub(crate) struct Shared {

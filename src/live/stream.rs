@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use std::{future::Future, sync::Arc, task::Poll};
 
-use super::shared::{Shared, CLOSED, DISCONNECTED, SHUTDOWN};
+use super::shared::{Shared, CLOSED, DISCONNECTED, SHUTDOWN, WRITER_GONE};
 use crate::{charset::Charset, chunk::Chunk, error::LiveError};
 
 /// The most bytes a writer may queue beyond the channel before `write` waits.
@@ -349,6 +349,14 @@ impl LiveStream {
     /// The charset text chunks are encoded in.
     pub fn charset(&self) -> Charset {
         self.charset
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        // Before the sender goes (fields drop after this): a body that
+        // skips looking at an empty channel must look again.
+        self.shared.set(WRITER_GONE);
     }
 }
 
