@@ -26,7 +26,7 @@ use crate::{
 };
 
 pub(super) struct LiveBody {
-    channel: Channel,
+    pub(super) channel: Channel,
     shared: Arc<Shared>,
     pub(super) done: bool,
     /// The end was seen and is an error, held back for one poll.
@@ -89,7 +89,11 @@ impl LiveBody {
                     armed: None,
                 });
         LiveBody {
-            channel: Channel { rx, parked: None },
+            channel: Channel {
+                rx,
+                parked: None,
+                skip_idle: false,
+            },
             shared,
             done: false,
             failing: None,
@@ -191,18 +195,21 @@ enum Drained {
 pub(super) struct Channel {
     rx: mpsc::Receiver<Bytes>,
     parked: Option<Waker>,
+    /// Whether looks at the channel may be skipped: only for feeds that
+    /// send their data through the pending batch (hub subscriptions).
+    pub(super) skip_idle: bool,
 }
 
 /// Moves ready chunks from the channel into `frame` until nothing more is
 /// ready, the channel ends, or `frame` holds `limit` bytes.
 ///
 /// Looking at an empty channel costs a few hundred instructions (two queue
-/// pops and a waker registration), and a hub subscriber's channel is always
-/// empty. So the look is skipped when it cannot find anything: our waker is
-/// still registered with the channel from the last empty look, no message
-/// is in flight (senders count one before sending), and no flag says the
-/// channel may have ended (every way it ends sets one first: `CLOSED`,
-/// `FAILED` or `WRITER_GONE`).
+/// pops and a waker registration), and a hub subscriber's channel is empty
+/// but for its first message. So for such feeds the look is skipped when it
+/// cannot find anything: our waker is still registered with the channel
+/// from the last empty look, no message is in flight (senders count one
+/// before sending), and no flag says the channel may have ended (every way
+/// it ends sets one first: `CLOSED`, `FAILED` or `WRITER_GONE`).
 fn drain_channel(
     channel: &mut Channel,
     shared: &Shared,
@@ -214,7 +221,11 @@ fn drain_channel(
         .parked
         .as_ref()
         .is_some_and(|w| w.will_wake(cx.waker()));
-    if parked && shared.in_flight() == 0 && shared.flags() & (CLOSED | FAILED | WRITER_GONE) == 0 {
+    if channel.skip_idle
+        && parked
+        && shared.in_flight() == 0
+        && shared.flags() & (CLOSED | FAILED | WRITER_GONE) == 0
+    {
         return Drained::Empty;
     }
     while frame.len() < limit {

@@ -109,6 +109,16 @@ impl Body {
         }
     }
 
+    /// Marks this (live) body as fed through its pending batch rather than
+    /// its channel (a hub subscription), so it may skip looking at the
+    /// channel while nothing can be there.
+    pub(crate) fn fed_through_batch(mut self) -> Self {
+        if let Kind::Live(live) = &mut self.kind {
+            live.channel.skip_idle = true;
+        }
+        self
+    }
+
     /// Runs `f` when this (live) body is dropped.
     pub(crate) fn on_drop(mut self, f: Box<dyn FnOnce() + Send>) -> Self {
         if let Kind::Live(live) = &mut self.kind {

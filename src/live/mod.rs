@@ -212,7 +212,9 @@ where
 }
 
 /// A live response fed by someone other than a writer task (a hub): the
-/// caller keeps the sender and pushes encoded frames into it.
+/// caller appends encoded frames to the shared pending batch (and wakes the
+/// body it parked there); the sender carries at most a first message, and
+/// closing it — after setting `CLOSED` — ends the body.
 pub(crate) struct Feed {
     pub(crate) tx: mpsc::Sender<Bytes>,
     pub(crate) shared: Arc<Shared>,
@@ -232,7 +234,9 @@ pub(crate) fn feed_response(
         .tracker
         .as_ref()
         .map(|tracker| Arc::new(tracker.register(&shared, Some(closer))));
-    let body = Body::live(rx, shared.clone(), active, options.heartbeat.clone()).on_drop(on_drop);
+    let body = Body::live(rx, shared.clone(), active, options.heartbeat.clone())
+        .on_drop(on_drop)
+        .fed_through_batch();
     let mut response = Response::from_parts(options.status, body);
     set_live_headers(response.headers_mut(), options.content_type_value());
     (Feed { tx, shared }, response)
