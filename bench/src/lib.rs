@@ -23,6 +23,20 @@ pub mod sse;
 pub mod stats;
 pub mod wire;
 
+/// The data of published event `seq` in the contract: `<seq> <unix_nanos>`
+/// padded with `x` to `size` bytes (the nanoseconds let subscribers measure
+/// latency).
+pub fn publish_data(seq: u64, size: usize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut data = format!("{seq} {nanos}");
+    while data.len() < size {
+        data.push('x');
+    }
+    data
+}
+
 /// Start-up shared by the peer servers (`axum_server`, `hyper_server`): binds
 /// the `--addr` argument (default `127.0.0.1:3000`), prints the contract's
 /// first line `listening on http://IP:PORT`, and exits with a message when

@@ -30,7 +30,7 @@ use std::{
         Arc, Mutex,
     },
     task::{Context, Poll},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 use tokio::sync::broadcast;
 
@@ -145,13 +145,7 @@ async fn fanout(State(state): State<AppState>) -> impl IntoResponse {
 async fn publish(State(state): State<AppState>, q: Params) -> Response {
     let (n, size) = (param(&q, "n", 1000), param(&q, "size", 64));
     for seq in 1..=n {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut data = format!("{seq} {nanos}");
-        while data.len() < size {
-            data.push('x');
-        }
+        let data = rill_bench::publish_data(seq as u64, size);
         let mut next_id = state.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *next_id += 1;
         // No subscribers is not an error for a publisher.

@@ -29,7 +29,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::{SystemTime, UNIX_EPOCH},
 };
 use tokio::net::TcpStream;
 
@@ -144,13 +143,7 @@ fn publish(fanout: &Fanout, n: usize, size: usize) {
     let mut frames = Vec::with_capacity(n * (size + 64));
     for _ in 0..n {
         let seq = fanout.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut data = format!("{seq} {nanos}");
-        while data.len() < size {
-            data.push('x');
-        }
+        let data = rill_bench::publish_data(seq, size);
         let event = format!("id: {seq}\ndata: {data}\n\n");
         let _ = write!(frames, "{:x}\r\n{event}\r\n", event.len());
     }
