@@ -5,6 +5,8 @@
 //!   [`WriterHandle`](crate::WriterHandle).
 //! * [`BodyError`] — why a response body was aborted (what hyper sees).
 //! * [`CharsetError`] — an unknown charset label.
+//! * [`RequestBodyError`] — a request body could not be read (and the status
+//!   the client is answered with).
 //! * [`ServeError`] — the server could not bind or listen.
 
 use std::{error::Error as StdError, io, net::SocketAddr, sync::Arc};
@@ -98,6 +100,52 @@ pub enum BodyError {
     /// A pull-based response stream yielded an error.
     #[error("response stream failed")]
     Stream(#[source] BoxError),
+}
+
+/// Why a request body was not read; the router answers the client with
+/// [`status`](Self::status) and the action does not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestBodyError {
+    /// The body is (or declares itself) longer than the limit
+    /// ([`Router::body_limit`](crate::Router::body_limit)): `413`.
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The whole body took longer than
+    /// [`Router::body_read_timeout`](crate::Router::body_read_timeout): `408`.
+    #[error("request body not received within {timeout:?}")]
+    ReadTimeout {
+        /// The limit that passed.
+        timeout: std::time::Duration,
+    },
+    /// The client paused longer than
+    /// [`Router::body_idle_timeout`](crate::Router::body_idle_timeout)
+    /// between two pieces of the body: `408`.
+    #[error("request body stalled for {timeout:?}")]
+    IdleTimeout {
+        /// The limit that passed.
+        timeout: std::time::Duration,
+    },
+    /// The body's framing was broken or the connection failed while reading
+    /// it: `400`.
+    #[error("request body could not be read")]
+    Malformed(#[source] BoxError),
+}
+
+impl RequestBodyError {
+    /// The status the client is answered with.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            RequestBodyError::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
+            RequestBodyError::ReadTimeout { .. } | RequestBodyError::IdleTimeout { .. } => {
+                http::StatusCode::REQUEST_TIMEOUT
+            }
+            RequestBodyError::Malformed(_) => http::StatusCode::BAD_REQUEST,
+        }
+    }
 }
 
 /// A charset label that the WHATWG Encoding Standard does not know.

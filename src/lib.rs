@@ -36,6 +36,7 @@
 //! * `handler` — [`Handler`]: async fns and closures as actions.
 //! * `controller` — [`Controller`] and [`Routes`]: actions grouped with state.
 //! * `router` — [`Router`]: method + path pattern → action; 404/405/413/HEAD.
+//! * `request_body` — reading request bodies under size and time limits.
 //! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, graceful shutdown.
 //! * `sse` — Server-Sent Events: [`sse::Event`] encoding, [`sse::SseWriter`],
 //!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
@@ -60,6 +61,7 @@ pub mod hub;
 mod live;
 mod panic;
 mod query;
+mod request_body;
 mod response;
 mod router;
 mod server;
@@ -70,14 +72,17 @@ pub use charset::Charset;
 pub use chunk::Chunk;
 pub use context::Context;
 pub use controller::{Controller, Routes};
-pub use error::{BodyError, BoxError, CharsetError, LiveError, ServeError, WriterError};
+pub use error::{
+    BodyError, BoxError, CharsetError, LiveError, RequestBodyError, ServeError, WriterError,
+};
 pub use handler::{BoxFuture, Handler};
 pub use live::{
     live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,
     DEFAULT_CAPACITY,
 };
+pub use request_body::{DEFAULT_BODY_IDLE_TIMEOUT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
 pub use response::{IntoResponse, Response};
-pub use router::{Router, RouterService, DEFAULT_BODY_LIMIT};
+pub use router::{Router, RouterService};
 pub use server::{Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE};
 
 /// The guides in `docs/` and the README, compiled and run as doctests.

@@ -1,30 +1,26 @@
 //! [`Router`]: maps method + path pattern to actions, and answers 404, 405,
 //! 413 and `HEAD` itself.
 
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use std::{convert::Infallible, sync::Arc};
+use http::{header, HeaderValue, Method, Request, StatusCode, Version};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use crate::{
     body::Body,
     context::Context,
     controller::{Controller, Routes},
-    error::BoxError,
+    error::{BoxError, RequestBodyError},
     handler::Handler,
     live::LiveTracker,
     query,
+    request_body::{self, BodyLimits},
     response::Response,
 };
-
-/// The default request-body limit: 1 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every request of one app shares: state, the live tracker, limits.
 pub(crate) struct App {
     pub(crate) state: http::Extensions,
     pub(crate) tracker: LiveTracker,
-    pub(crate) body_limit: usize,
+    pub(crate) body_limits: BodyLimits,
 }
 
 /// Maps method + path to actions.
@@ -38,7 +34,10 @@ pub(crate) struct App {
 /// * unknown path → `404 Not Found`;
 /// * known path, other method → `405 Method Not Allowed` with `Allow`;
 /// * `HEAD` on a `GET` route → the `GET` action's headers, no body;
+/// * an HTTP/1.1 request without exactly one `Host` header → `400 Bad Request`;
 /// * a body over [`body_limit`](Self::body_limit) → `413 Payload Too Large`;
+/// * a body slower than [`body_read_timeout`](Self::body_read_timeout) or
+///   [`body_idle_timeout`](Self::body_idle_timeout) → `408 Request Timeout`;
 /// * a path parameter that is not UTF-8 once decoded → `400 Bad Request`;
 /// * a panicking action → `500 Internal Server Error` (the connection and all
 ///   others carry on).
@@ -81,7 +80,7 @@ impl Router {
             app: App {
                 state: http::Extensions::new(),
                 tracker: LiveTracker::new(),
-                body_limit: DEFAULT_BODY_LIMIT,
+                body_limits: BodyLimits::default(),
             },
         }
     }
@@ -138,7 +137,23 @@ impl Router {
     /// The largest request body accepted, in bytes (default 1 MiB); larger
     /// ones get `413 Payload Too Large` and the action does not run.
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.app.body_limit = bytes;
+        self.app.body_limits.max_len = bytes;
+        self
+    }
+
+    /// How long a client may take to send a whole request body (default
+    /// 30 s); a slower one gets `408 Request Timeout`, its connection is
+    /// closed, and the action does not run.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.app.body_limits.read_timeout = timeout;
+        self
+    }
+
+    /// How long a client may pause between two pieces of a request body
+    /// (default 10 s); a longer pause gets `408 Request Timeout` and the
+    /// connection is closed.
+    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.app.body_limits.idle_timeout = timeout;
         self
     }
 
@@ -207,6 +222,9 @@ impl RouterService {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        if let Some(reason) = host_problem(&request) {
+            return plain(StatusCode::BAD_REQUEST, reason);
+        }
         let inner = &self.inner;
         let path = request.uri().path();
         let is_head = request.method() == Method::HEAD;
@@ -261,9 +279,20 @@ impl RouterService {
             .unwrap_or_default();
 
         let (parts, body) = request.into_parts();
-        let body = match read_body(&parts.headers, body, inner.app.body_limit).await {
+        let body = match request_body::read(&parts.headers, body, inner.app.body_limits).await {
             Ok(body) => body,
-            Err(response) => return response,
+            Err(error) => {
+                tracing::debug!(%error, "request body refused");
+                let mut response = plain(error.status(), body_error_text(&error));
+                // The rest of the body is not read: the connection cannot
+                // carry another request (HTTP/2 resets just the stream).
+                if parts.version <= Version::HTTP_11 {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return response;
+            }
         };
 
         let ctx = Context::new(parts, params, query, body, inner.app.clone());
@@ -311,29 +340,27 @@ impl std::fmt::Debug for RouterService {
     }
 }
 
-async fn read_body<B>(headers: &http::HeaderMap, body: B, limit: usize) -> Result<Bytes, Response>
-where
-    B: http_body::Body,
-    B::Error: Into<BoxError>,
-{
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+/// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one `Host` header (an
+/// HTTP/2 request names its authority in the `:authority` pseudo-header).
+fn host_problem<B>(request: &Request<B>) -> Option<&'static str> {
+    if request.version() != Version::HTTP_11 {
+        return None;
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => {
-            tracing::debug!(error = %e, "could not read request body");
-            Err(plain(
-                StatusCode::BAD_REQUEST,
-                "could not read request body\n",
-            ))
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => Some("missing Host header\n"),
+        (Some(_), Some(_)) => Some("more than one Host header\n"),
+        (Some(_), None) => None,
+    }
+}
+
+fn body_error_text(error: &RequestBodyError) -> &'static str {
+    match error {
+        RequestBodyError::TooLarge { .. } => "payload too large\n",
+        RequestBodyError::ReadTimeout { .. } | RequestBodyError::IdleTimeout { .. } => {
+            "request body timed out\n"
         }
+        _ => "could not read request body\n",
     }
 }
 
