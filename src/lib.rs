@@ -37,7 +37,8 @@
 //! * `controller` — [`Controller`] and [`Routes`]: actions grouped with state.
 //! * `router` — [`Router`]: method + path pattern → action; 404/405/413/HEAD.
 //! * `request_body` — reading request bodies under size and time limits.
-//! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, graceful shutdown.
+//! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, deadlines for
+//!   every phase, a connection cap, graceful shutdown ([`shutdown_signal`]).
 //! * `sse` — Server-Sent Events: [`sse::Event`] encoding, [`sse::SseWriter`],
 //!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
 //! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
@@ -83,7 +84,10 @@ pub use live::{
 pub use request_body::{DEFAULT_BODY_IDLE_TIMEOUT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
 pub use response::{IntoResponse, Response};
 pub use router::{Router, RouterService};
-pub use server::{Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE};
+pub use server::{
+    shutdown_signal, Server, DEFAULT_BACKLOG, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_SHUTDOWN_DEADLINE,
+};
 
 /// The guides in `docs/` and the README, compiled and run as doctests.
 #[cfg(doctest)]

@@ -4,7 +4,7 @@
 mod live;
 mod wire;
 
-pub(crate) use wire::WireBody;
+pub(crate) use wire::{Parts, WireBody};
 
 use bytes::Bytes;
 use futures_channel::mpsc;

@@ -1,25 +1,31 @@
 //! [`Server`]: accepts TCP connections and serves a router over HTTP/1.1
-//! and HTTP/2 (cleartext, prior knowledge) on one port, with graceful
+//! and HTTP/2 (cleartext, prior knowledge) on one port, with a deadline for
+//! every phase in which the client must act, a connection cap, and graceful
 //! shutdown.
+//!
+//! * `admission` — the connection cap and back-off when out of descriptors;
+//! * `conn` — one connection: protocol detection, hyper, graceful close;
+//! * `io` — the socket with the header-read and idle deadlines;
+//! * `signal` — [`shutdown_signal`]: Ctrl-C and `SIGTERM`.
 
-use hyper::server::conn::{http1, http2};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::graceful::{GracefulShutdown, Watcher},
-};
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+mod admission;
+mod conn;
+mod io;
+mod signal;
+
+pub use signal::shutdown_signal;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs},
+    net::{TcpListener, TcpSocket, ToSocketAddrs},
+    sync::watch,
     task::JoinSet,
 };
 
-use crate::{
-    body::WireBody,
-    error::{BoxError, ServeError},
-    handler::BoxFuture,
-    router::RouterService,
-    Router,
-};
+use crate::{error::ServeError, router::RouterService, Router};
+use admission::{Admission, OpenConnections};
+use conn::Connections;
+use io::Deadlines;
 
 /// The default listen backlog. Tokio's `TcpListener::bind` uses 128, which
 /// drops bursts of simultaneous connects (every browser tab of a busy page
@@ -28,6 +34,13 @@ pub const DEFAULT_BACKLOG: u32 = 1024;
 
 /// How long a client may take to send its request headers.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a connection may stay open with no request in progress.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest an HTTP/2 connection asked to go away (`GOAWAY`) for being
+/// idle may take to close before its socket is cut.
+const GOAWAY_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a graceful shutdown waits for live writers and connections to
 /// finish before aborting them.
@@ -54,10 +67,26 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 ///     .await
 /// # }
 /// ```
+///
+/// # Limits
+///
+/// Every phase in which the server waits for the client has a deadline, and
+/// the number of connections has a cap; see `docs/security.md` for what each
+/// protects against. Request bodies are limited by the
+/// [`Router`](crate::Router#method.body_limit).
+///
+/// | setting | default |
+/// |---|---|
+/// | [`header_read_timeout`](Self::header_read_timeout) | 30 s |
+/// | [`idle_timeout`](Self::idle_timeout) | 60 s |
+/// | [`max_connections`](Self::max_connections) | 90% of the open-file limit |
+/// | [`shutdown_deadline`](Self::shutdown_deadline) | 10 s |
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
     shutdown_deadline: Duration,
 }
 
@@ -98,6 +127,8 @@ impl Server {
         Server {
             listener,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: admission::default_max_connections(),
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
         }
     }
@@ -111,10 +142,42 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
-    /// How long an HTTP/1.1 client may take to send its request headers
-    /// before the connection is closed (default 30 s).
+    /// How long a client may take to send a request head (default 30 s).
+    ///
+    /// * HTTP/1.1: from the accept, or from the first byte of a request on a
+    ///   kept-alive connection, until the head is complete. A late client is
+    ///   answered `408 Request Timeout` and its connection closed.
+    /// * HTTP/2: from the accept until the first stream opens (a client that
+    ///   sends half a preface, or never finishes its `HEADERS`, opens none);
+    ///   then the connection is sent `GOAWAY` and closed.
+    /// * Either: a connection that sends nothing at all is closed.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may stay open with no request in progress
+    /// (default 60 s): an HTTP/1.1 keep-alive connection between requests
+    /// is closed, an HTTP/2 connection with no open stream is sent `GOAWAY`
+    /// and closed. A streaming response is a request in progress: an SSE
+    /// stream is never cut by this timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once (default: 90% of the process's
+    /// open-file limit, read at start; 10,000 where it cannot be read).
+    ///
+    /// A client connecting past the cap is answered `503 Service
+    /// Unavailable` with `Retry-After: 1` and closed; accepting pauses
+    /// briefly after each refusal (5 ms, doubling to 0.5 s), and one warning
+    /// is logged per 10 s. Connections already open are not affected. Keep
+    /// it below the open-file limit: past that limit the operating system
+    /// refuses the sockets itself, and the server can only back off the
+    /// same way until descriptors free up.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
         self
     }
 
@@ -155,41 +218,65 @@ impl Server {
     ) -> Result<(), ServeError> {
         let service: RouterService = app.into();
         let tracker = service.tracker().clone();
-        let builders = Arc::new(Builders::new(self.header_read_timeout));
-        let graceful = GracefulShutdown::new();
-        let mut connections = JoinSet::new();
+        let connections = Arc::new(Connections::new(Deadlines {
+            header_read: self.header_read_timeout,
+            idle: self.idle_timeout,
+            goaway_grace: GOAWAY_GRACE.min(self.header_read_timeout),
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let open = OpenConnections::default();
+        let mut tasks = JoinSet::new();
+        let mut admission = Admission::default();
 
         tokio::pin!(signal);
-        loop {
-            tokio::select! {
+        'accept: loop {
+            let pause = tokio::select! {
                 biased;
                 () = &mut signal => break,
                 accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, _)) if open.count() >= self.max_connections => {
+                        admission.refuse(tcp, self.max_connections)
+                    }
                     Ok((tcp, peer)) => {
+                        admission.admitted();
                         // Live chunks are small and latency-sensitive.
                         let _ = tcp.set_nodelay(true);
-                        let builders = builders.clone();
+                        let slot = open.enter();
+                        let connections = connections.clone();
                         let service = service.clone();
-                        let watcher = graceful.watcher();
-                        connections.spawn(async move {
-                            builders.serve(tcp, peer, service, watcher).await;
+                        let stopped = stopped.clone();
+                        tasks.spawn(async move {
+                            connections.serve(tcp, peer, service, stopped).await;
+                            drop(slot);
                         });
+                        continue;
                     }
-                    Err(error) => accept_failed(error).await,
+                    Err(error) => admission.accept_failed(&error),
                 },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    biased;
+                    () = &mut signal => break 'accept,
+                    () = tokio::time::sleep(pause) => {}
+                }
             }
         }
 
         drop(self.listener);
         tracing::info!(
-            connections = connections.len(),
+            connections = open.count(),
             live = tracker.active(),
             "shutting down"
         );
         tracker.close_all();
+        let _ = stop.send(true);
         let drained = async {
-            tokio::join!(graceful.shutdown(), tracker.wait_writers());
+            tokio::join!(
+                async { while tasks.join_next().await.is_some() {} },
+                tracker.wait_writers()
+            );
         };
         if tokio::time::timeout(self.shutdown_deadline, drained)
             .await
@@ -197,130 +284,14 @@ impl Server {
         {
             tracing::warn!(
                 writers = tracker.running_writers(),
-                connections = connections.len(),
+                connections = open.count(),
                 "shutdown deadline passed; aborting what is left"
             );
             tracker.abort_writers();
-            connections.abort_all();
+            tasks.abort_all();
         }
-        while connections.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
         Ok(())
-    }
-}
-
-/// The protocol a connection speaks, told from its first bytes.
-enum Protocol {
-    Http1,
-    Http2,
-}
-
-/// HTTP/2 with prior knowledge opens with this preface; no HTTP/1 request
-/// starts with the `PRI` method.
-const H2_PREFACE_START: &[u8; 4] = b"PRI ";
-
-/// One builder per protocol, shared by every connection.
-///
-/// rill tells the protocol from the first bytes itself rather than through
-/// hyper-util's auto builder: the auto connection keeps a rewind buffer and a
-/// future sized for both protocols, which measured about 4 KiB more resident
-/// memory per idle connection.
-struct Builders {
-    http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
-    header_read_timeout: Duration,
-}
-
-impl Builders {
-    fn new(header_read_timeout: Duration) -> Self {
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
-        Builders {
-            http1,
-            http2,
-            header_read_timeout,
-        }
-    }
-
-    async fn serve(
-        &self,
-        tcp: TcpStream,
-        peer: SocketAddr,
-        service: RouterService,
-        watcher: Watcher,
-    ) {
-        let protocol = match tokio::time::timeout(self.header_read_timeout, sniff(&tcp)).await {
-            Ok(Ok(Some(protocol))) => protocol,
-            // Closed before sending anything, or an I/O error: nothing to serve.
-            Ok(Ok(None)) | Ok(Err(_)) => return,
-            Err(_) => {
-                tracing::debug!(%peer, "no request bytes before the header-read timeout");
-                return;
-            }
-        };
-        let io = TokioIo::new(tcp);
-        let result = match protocol {
-            Protocol::Http1 => {
-                watcher
-                    .watch(self.http1.serve_connection(io, WireService(service)))
-                    .await
-            }
-            // Boxed: the HTTP/2 connection future is large, and every HTTP/1
-            // connection task would otherwise reserve room for it.
-            Protocol::Http2 => {
-                Box::pin(watcher.watch(self.http2.serve_connection(io, WireService(service)))).await
-            }
-        };
-        if let Err(error) = result {
-            tracing::debug!(%peer, %error, "connection ended with an error");
-        }
-    }
-}
-
-/// Peeks at the first bytes (without consuming them) until they tell
-/// HTTP/1.1 from HTTP/2; `None` when the peer closed first.
-async fn sniff(tcp: &TcpStream) -> io::Result<Option<Protocol>> {
-    let mut first = [0u8; 4];
-    loop {
-        let n = tcp.peek(&mut first).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if first[..n] != H2_PREFACE_START[..n] {
-            return Ok(Some(Protocol::Http1));
-        }
-        if n == H2_PREFACE_START.len() {
-            return Ok(Some(Protocol::Http2));
-        }
-        // A prefix of "PRI " arrived alone: peek would return at once again,
-        // so wait a little for the rest (bounded by the caller's timeout).
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// The app as this server runs it: like [`RouterService`], but its
-/// responses' frames carry the written chunks as a list
-/// ([`WireBody`]), so hyper writes them to the socket without copying them
-/// together first.
-#[derive(Clone)]
-struct WireService(RouterService);
-
-impl<B> hyper::service::Service<http::Request<B>> for WireService
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = http::Response<WireBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<http::Response<WireBody>, Infallible>>;
-
-    fn call(&self, request: http::Request<B>) -> Self::Future {
-        let service = self.0.clone();
-        Box::pin(async move { Ok(service.handle(request).await.into_http().map(WireBody)) })
     }
 }
 
@@ -330,7 +301,7 @@ impl From<Router> for RouterService {
     }
 }
 
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -340,18 +311,4 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
-}
-
-async fn accept_failed(error: io::Error) {
-    match error.kind() {
-        // The peer gave up between SYN and accept: nothing to do.
-        io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::Interrupted => {}
-        // Out of file descriptors or memory: back off instead of spinning.
-        _ => {
-            tracing::warn!(%error, "accept failed; retrying shortly");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
