@@ -276,6 +276,25 @@ async fn connections_past_the_cap_get_503() {
     assert!(ok, "no connection admitted after the held ones left");
 }
 
+/// A Content-Length no server could accept gets 413, not hyper's 431; one
+/// past u64 gets hyper's 400; an ordinary one over the body limit 413 from
+/// the router.
+#[tokio::test]
+async fn huge_content_lengths_get_413_or_400() {
+    let server = start_with(app().body_limit(1000), |s| s).await;
+    for (length, status) in [
+        ("18446744073709551615", 413),
+        ("18446744073709551614", 413),
+        ("18446744073709551613", 413),
+        ("99999999999999999999999", 400),
+        ("1001", 413),
+    ] {
+        let request = format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\n");
+        let r = RawResponse::request(server.addr, &request).await;
+        assert_eq!(r.status, status, "Content-Length: {length}");
+    }
+}
+
 /// HTTP/1.1 without a Host header, or with two, is refused with 400
 /// (RFC 9112 §3.2); HTTP/1.0 may omit it.
 #[tokio::test]

@@ -143,6 +143,35 @@ async fn invalid_last_event_id_is_ignored() {
     );
 }
 
+/// A Last-Event-ID that looks numeric but is not written the way rill writes
+/// ids (a sign, leading zeros, past 2^63 - 1) starts numbering over at 1: a
+/// client cannot park the counter at its maximum, where every id would
+/// repeat.
+#[tokio::test]
+async fn non_canonical_or_huge_last_event_id_starts_over() {
+    let server = start(app()).await;
+    for id in ["+7", "0007", "18446744073709551615", "9223372036854775808"] {
+        let (_, body) = get(
+            &server,
+            &format!("GET /numbered HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {id}\r\n\r\n"),
+        )
+        .await;
+        let expected = format!("event: n\nid: 1\ndata: after Some({id:?})\n\n");
+        assert!(body.starts_with(&expected), "{id}: {body}");
+        // The event with its own id 100 moves the counter on: 101 follows.
+        assert!(body.contains("id: 101\n"), "{id}: {body}");
+    }
+    let (_, body) = get(
+        &server,
+        "GET /numbered HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 9223372036854775806\r\n\r\n",
+    )
+    .await;
+    assert!(
+        body.starts_with("event: n\nid: 9223372036854775807\n"),
+        "{body}"
+    );
+}
+
 /// With a short interval, an idle SSE stream carries `: keep-alive` comments
 /// on the wire while the writer waits.
 #[tokio::test]

@@ -1,9 +1,29 @@
 //! Run with: cargo run -p controllers-example -- --addr 127.0.0.1:3000
 //!
 //! Prints `listening on http://IP:PORT` as its first line on stdout, then
-//! serves until Ctrl-C, when it shuts down gracefully.
+//! serves until Ctrl-C or SIGTERM, when it shuts down gracefully.
+//!
+//! The server's limits can be set from the command line (see `--help`); the
+//! attack suite uses them to run its deadlines in seconds, not minutes.
 
-use std::{io::Write, process::ExitCode};
+use std::{io::Write, process::ExitCode, time::Duration};
+
+const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-timeout DUR]
+       [--idle-timeout DUR] [--body-read-timeout DUR] [--body-idle-timeout DUR]
+       [--max-connections N] [--shutdown-deadline DUR]
+DUR is a number of seconds or milliseconds: 30s, 500ms";
+
+/// The command line.
+#[derive(Debug, Default)]
+struct Options {
+    addr: Option<String>,
+    header_read_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    body_read_timeout: Option<Duration>,
+    body_idle_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    shutdown_deadline: Option<Duration>,
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -13,10 +33,14 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let addr = match parse_addr(std::env::args().skip(1)) {
-        Ok(addr) => addr,
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            eprintln!("{message}\nusage: controllers-example [--addr IP:PORT]");
+            eprintln!("{message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -28,7 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&addr)) {
+    match runtime.block_on(run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -37,27 +61,75 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(addr: &str) -> Result<(), rill::ServeError> {
-    let server = rill::Server::bind(addr).await?;
+async fn run(options: Options) -> Result<(), rill::ServeError> {
+    let addr = options.addr.as_deref().unwrap_or("127.0.0.1:3000");
+    let mut server = rill::Server::bind(addr).await?;
+    if let Some(timeout) = options.header_read_timeout {
+        server = server.header_read_timeout(timeout);
+    }
+    if let Some(timeout) = options.idle_timeout {
+        server = server.idle_timeout(timeout);
+    }
+    if let Some(max) = options.max_connections {
+        server = server.max_connections(max);
+    }
+    if let Some(deadline) = options.shutdown_deadline {
+        server = server.shutdown_deadline(deadline);
+    }
+    let mut app = controllers_example::app();
+    if let Some(timeout) = options.body_read_timeout {
+        app = app.body_read_timeout(timeout);
+    }
+    if let Some(timeout) = options.body_idle_timeout {
+        app = app.body_idle_timeout(timeout);
+    }
     println!("listening on http://{}", server.local_addr()?);
     let _ = std::io::stdout().flush();
     server
-        .serve_with_shutdown(controllers_example::app(), async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve_with_shutdown(app, rill::shutdown_signal())
         .await
 }
 
-fn parse_addr(mut args: impl Iterator<Item = String>) -> Result<String, String> {
-    let mut addr = String::from("127.0.0.1:3000");
+/// The options, or `None` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options::default();
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = args.next().ok_or("--addr needs a value")?,
-            other => match other.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_owned(),
-                None => return Err(format!("unknown argument {other:?}")),
-            },
+        if arg == "--help" || arg == "-h" {
+            return Ok(None);
+        }
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                (arg, value)
+            }
+        };
+        match name.as_str() {
+            "--addr" => options.addr = Some(value),
+            "--header-read-timeout" => options.header_read_timeout = Some(duration(&value)?),
+            "--idle-timeout" => options.idle_timeout = Some(duration(&value)?),
+            "--body-read-timeout" => options.body_read_timeout = Some(duration(&value)?),
+            "--body-idle-timeout" => options.body_idle_timeout = Some(duration(&value)?),
+            "--shutdown-deadline" => options.shutdown_deadline = Some(duration(&value)?),
+            "--max-connections" => {
+                options.max_connections = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--max-connections: {value:?} is not a count"))?,
+                )
+            }
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(addr)
+    Ok(Some(options))
+}
+
+/// `30s`, `500ms` or a bare number of seconds.
+fn duration(value: &str) -> Result<Duration, String> {
+    let bad = || format!("{value:?} is not a duration (30s, 500ms)");
+    if let Some(ms) = value.strip_suffix("ms") {
+        return ms.parse().map(Duration::from_millis).map_err(|_| bad());
+    }
+    let secs = value.strip_suffix('s').unwrap_or(value);
+    secs.parse().map(Duration::from_secs).map_err(|_| bad())
 }

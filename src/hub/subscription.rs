@@ -91,7 +91,8 @@ impl Hub {
             .collect();
         metadata.extend(subscription.metadata);
         let resume = sse::last_event_id(ctx.headers(), ctx.query("lastEventId"))
-            .and_then(|id| id.parse::<u64>().ok());
+            .as_deref()
+            .and_then(sse::numeric_id);
 
         let mut options = sse::live_options(
             &SseOptions::new()

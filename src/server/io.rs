@@ -23,6 +23,7 @@
 //!
 //! The bytes read while telling HTTP/1 from HTTP/2 are replayed first.
 
+use super::head::ContentLengthScan;
 use std::{
     future::Future,
     io,
@@ -43,6 +44,11 @@ use tokio::{
 /// Sent to an HTTP/1 client whose request head did not arrive in time.
 const REQUEST_TIMEOUT_RESPONSE: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Sent to an HTTP/1 client that declares a body no server could take (see
+/// [`ContentLengthScan`]).
+const CONTENT_TOO_LARGE_RESPONSE: &[u8] =
+    b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
 /// The deadlines a connection is held to.
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +169,8 @@ pub(super) struct ConnIo {
     watch: Watch,
     /// Boxed: a timer is large, and lives as long as the connection.
     timer: Pin<Box<Sleep>>,
+    /// HTTP/1: watches the head being read for an impossible length.
+    scan: ContentLengthScan,
 }
 
 impl ConnIo {
@@ -194,6 +202,7 @@ impl ConnIo {
             timer: Box::pin(tokio::time::sleep_until(
                 accepted_at + deadlines.header_read,
             )),
+            scan: ContentLengthScan::default(),
         }
     }
 
@@ -220,6 +229,7 @@ impl ConnIo {
                     generation: started,
                     head_started: false,
                 };
+                self.scan = ContentLengthScan::default();
                 self.arm(self.deadlines.idle);
             }
         }
@@ -240,6 +250,15 @@ impl ConnIo {
         }
     }
 
+    /// Answers an HTTP/1 client with a canned response and fails the read,
+    /// which ends the connection.
+    fn refuse(&mut self, cx: &mut Context<'_>, response: &[u8], why: io::Error) -> io::Error {
+        // One try, no waiting: the connection is about to close whether the
+        // answer fits in the socket buffer or not.
+        let _ = Pin::new(&mut self.tcp).poll_write(cx, response);
+        why
+    }
+
     /// The deadline passed.
     fn expire(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match (self.protocol, self.watch) {
@@ -249,13 +268,9 @@ impl ConnIo {
                     // closes it as a client that left.
                     return Poll::Ready(Ok(()));
                 }
-                // One try, no waiting: the connection is about to close
-                // whether the answer fits in the socket buffer or not.
-                let _ = Pin::new(&mut self.tcp).poll_write(cx, REQUEST_TIMEOUT_RESPONSE);
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request head not received in time",
-                )))
+                let why =
+                    io::Error::new(io::ErrorKind::TimedOut, "request head not received in time");
+                Poll::Ready(Err(self.refuse(cx, REQUEST_TIMEOUT_RESPONSE, why)))
             }
             (Protocol::Http2, Watch::Idle { .. }) => {
                 self.watch = Watch::GoingAway;
@@ -305,6 +320,13 @@ impl AsyncRead for ConnIo {
         match read {
             Poll::Ready(Ok(())) if buf.filled().len() > filled => {
                 this.bytes_arrived();
+                if this.protocol == Protocol::Http1 && this.scan.feed(&buf.filled()[filled..]) {
+                    let why = io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "request declares an impossible content length",
+                    );
+                    return Poll::Ready(Err(this.refuse(cx, CONTENT_TOO_LARGE_RESPONSE, why)));
+                }
                 if this.timer.is_elapsed() {
                     if let Poll::Ready(result) = this.expire(cx) {
                         return Poll::Ready(result);

@@ -6,10 +6,12 @@
 //! * `admission` — the connection cap and back-off when out of descriptors;
 //! * `conn` — one connection: protocol detection, hyper, graceful close;
 //! * `io` — the socket with the header-read and idle deadlines;
+//! * `head` — spotting a `Content-Length` no server could accept;
 //! * `signal` — [`shutdown_signal`]: Ctrl-C and `SIGTERM`.
 
 mod admission;
 mod conn;
+mod head;
 mod io;
 mod signal;
 

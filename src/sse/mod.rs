@@ -18,7 +18,7 @@ pub(crate) use event::{Fields, Id};
 pub use options::{SseOptions, DEFAULT_HEARTBEAT};
 pub use writer::SseWriter;
 
-pub(crate) use writer::last_event_id;
+pub(crate) use writer::{last_event_id, numeric_id};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;

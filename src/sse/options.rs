@@ -67,6 +67,10 @@ impl SseOptions {
     /// Numbers frames `id: 1`, `2`, `3`, … — or, when the client reconnects
     /// with a numeric `Last-Event-ID: K`, `K+1`, `K+2`, … An event with its
     /// own numeric id moves the counter past it.
+    ///
+    /// A numeric id is written as rill writes them: decimal digits, no sign,
+    /// no leading zero, at most 2^63 - 1. Any other `Last-Event-ID` (`+7`,
+    /// `0007`, `18446744073709551615`) starts over at 1.
     pub fn auto_id(mut self) -> Self {
         self.auto_id = true;
         self

@@ -47,8 +47,8 @@ impl SseWriter {
         let next_id = auto_id.then(|| {
             last_event_id
                 .as_deref()
-                .and_then(|id| id.parse::<u64>().ok())
-                .map_or(1, |k| k.saturating_add(1))
+                .and_then(numeric_id)
+                .map_or(1, |k| k + 1)
         });
         SseWriter {
             stream,
@@ -107,7 +107,7 @@ impl SseWriter {
         // numeric id moves the counter past it.
         let (id, numbered) = match (self.next_id, id) {
             (Some(next), None) => (Some(Id::Number(next)), Some(next)),
-            (Some(_), Some(own)) => (Some(Id::Text(own)), own.parse::<u64>().ok()),
+            (Some(_), Some(own)) => (Some(Id::Text(own)), numeric_id(own)),
             (None, own) => (own.or(self.default_id.as_deref()).map(Id::Text), None),
         };
         let fields = Fields {
@@ -121,6 +121,8 @@ impl SseWriter {
             .send_encoded(&mut self.buf, |buf| fields.write_validated(buf))
             .await?;
         if let Some(sent) = numbered {
+            // `numeric_id` leaves room: a counter started below 2^63 does
+            // not reach u64::MAX.
             self.next_id = Some(sent.saturating_add(1));
         }
         Ok(())
@@ -196,6 +198,29 @@ impl std::fmt::Debug for SseWriter {
     }
 }
 
+/// The largest id [`numeric_id`] accepts: 2^63 - 1, which leaves the
+/// counter 2^63 ids of room before it could saturate.
+pub(crate) const MAX_NUMERIC_ID: u64 = i64::MAX as u64;
+
+/// An event id as a number, when it is written the way rill writes numbers:
+/// decimal digits only, no sign, no leading zero (`0` itself excepted), at
+/// most [`MAX_NUMERIC_ID`]. `+7`, `0007` and `18446744073709551615` are
+/// not numbers here: a client sending them starts over rather than steering
+/// the counter.
+pub(crate) fn numeric_id(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    let canonical = match bytes {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        _ => bytes.iter().all(u8::is_ascii_digit),
+    };
+    if !canonical {
+        return None;
+    }
+    id.parse::<u64>().ok().filter(|&n| n <= MAX_NUMERIC_ID)
+}
+
 /// The longest `Last-Event-ID` taken from a client.
 const MAX_LAST_EVENT_ID: usize = 1024;
 
@@ -210,4 +235,32 @@ pub(crate) fn last_event_id(headers: &http::HeaderMap, query: Option<&str>) -> O
         }
     }
     query.filter(|v| valid(v)).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric_id;
+
+    #[test]
+    fn numeric_ids_are_canonical_and_bounded() {
+        assert_eq!(numeric_id("0"), Some(0));
+        assert_eq!(numeric_id("7"), Some(7));
+        assert_eq!(numeric_id("9223372036854775807"), Some(i64::MAX as u64));
+        for refused in [
+            "",
+            "+7",
+            "-7",
+            "0007",
+            "00",
+            " 7",
+            "7 ",
+            "7a",
+            "1e3",
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(numeric_id(refused), None, "{refused:?}");
+        }
+    }
 }
