@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-test-deps.sh
 cargo test --workspace --all-features "$@"
+# A short, bounded fuzz run of every parser a client's bytes reach (~2 min).
+bash scripts/fuzz.sh 15

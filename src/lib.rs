@@ -89,6 +89,43 @@ pub use server::{
     DEFAULT_SHUTDOWN_DEADLINE,
 };
 
+/// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`,
+/// which sets `cfg(fuzzing)`): the private parsers a client's bytes reach.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The query-string parser of [`Context::query`](crate::Context::query).
+    pub fn parse_query(query: &str) -> Vec<(String, String)> {
+        crate::query::parse_query(query)
+    }
+
+    /// Percent-decoding of a path segment (`None`: not UTF-8).
+    pub fn decode_segment(segment: &str) -> Option<String> {
+        crate::query::decode_segment(segment)
+    }
+
+    /// Percent-decoding, `+` as space or not.
+    pub fn percent_decode(input: &str, plus_is_space: bool) -> Vec<u8> {
+        crate::query::percent_decode(input, plus_is_space)
+    }
+
+    /// An event id as a number, as auto ids and the hub read it.
+    pub fn numeric_id(id: &str) -> Option<u64> {
+        crate::sse::numeric_id(id)
+    }
+
+    /// The client's last event id from its headers or query.
+    pub fn last_event_id(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+        crate::sse::last_event_id(headers, query)
+    }
+
+    /// Feeds a request head, in these pieces, to the server's scan for an
+    /// impossible `Content-Length`.
+    pub fn content_length_scan(pieces: &[&[u8]]) -> bool {
+        crate::server::content_length_scan(pieces)
+    }
+}
+
 /// The guides in `docs/` and the README, compiled and run as doctests.
 #[cfg(doctest)]
 mod guides {

@@ -297,6 +297,13 @@ impl Server {
     }
 }
 
+/// See `rill::fuzzing::content_length_scan`.
+#[cfg(fuzzing)]
+pub(crate) fn content_length_scan(pieces: &[&[u8]]) -> bool {
+    let mut scan = head::ContentLengthScan::default();
+    pieces.iter().any(|piece| scan.feed(piece))
+}
+
 impl From<Router> for RouterService {
     fn from(router: Router) -> Self {
         router.into_service()
