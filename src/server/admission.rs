@@ -16,8 +16,13 @@ use tokio::{net::TcpStream, time::Instant};
 /// closed. HTTP/1 clients read it; anything else sees a closed connection.
 const SERVICE_UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n";
 
-/// The first pause after a refused or failed accept; doubled on each one in a
-/// row, up to [`MAX_BACKOFF`].
+/// The pause after refusing a connection past the cap: refusals go at most
+/// this fast (about 1,000 a second), and the rest of a flood waits in the
+/// listen backlog rather than in a busy accept loop.
+const REFUSAL_PAUSE: Duration = Duration::from_millis(1);
+
+/// The first pause after an accept failed for want of resources; doubled on
+/// each failure in a row, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -87,6 +92,10 @@ impl Admission {
 
     /// Answers a connection past the cap and closes it; returns how long to
     /// pause before accepting again.
+    ///
+    /// The pause is short and fixed: open connections finish at their own
+    /// pace, and a client waiting in the backlog should get in (or get its
+    /// 503) promptly.
     pub(super) fn refuse(&mut self, tcp: TcpStream, max: usize) -> Duration {
         // One try: a client that cannot take 100 bytes now gets a bare close.
         let _ = tcp.try_write(SERVICE_UNAVAILABLE);
@@ -98,7 +107,7 @@ impl Admission {
                 "connection limit reached; refusing new connections with 503"
             );
         }
-        self.next_backoff()
+        REFUSAL_PAUSE
     }
 
     /// An accept failed; returns how long to pause before accepting again

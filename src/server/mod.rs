@@ -172,12 +172,13 @@ impl Server {
     /// open-file limit, read at start; 10,000 where it cannot be read).
     ///
     /// A client connecting past the cap is answered `503 Service
-    /// Unavailable` with `Retry-After: 1` and closed; accepting pauses
-    /// briefly after each refusal (5 ms, doubling to 0.5 s), and one warning
-    /// is logged per 10 s. Connections already open are not affected. Keep
-    /// it below the open-file limit: past that limit the operating system
-    /// refuses the sockets itself, and the server can only back off the
-    /// same way until descriptors free up.
+    /// Unavailable` with `Retry-After: 1` and closed; accepting pauses 1 ms
+    /// after each refusal (so a flood costs at most ~1,000 refusals a
+    /// second, the rest waiting in the listen backlog), and one warning is
+    /// logged per 10 s. Connections already open are not affected. Keep it
+    /// below the open-file limit: past that limit the operating system
+    /// refuses the sockets itself, and the server can only back off (5 ms,
+    /// doubling to 0.5 s) until descriptors free up.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
