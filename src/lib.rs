@@ -46,7 +46,8 @@
 //! * `error` — one error enum per layer.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
-//! `docs/sse.md` and `docs/hub.md`.
+//! `docs/sse.md`, `docs/hub.md` and `docs/security.md` (limits and
+//! timeouts).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -139,4 +140,6 @@ mod guides {
     struct Sse;
     #[doc = include_str!("../docs/hub.md")]
     struct Hub;
+    #[doc = include_str!("../docs/security.md")]
+    struct Security;
 }
