@@ -31,6 +31,34 @@ pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `Content-Length` header alone must not reserve the whole limit.
 const INITIAL_CAPACITY: usize = 16 * 1024;
 
+/// Body-read timeouts as set on a [`Router`](crate::Router) or a
+/// [`Server`](crate::Server); `None` where not set. The server's travel with
+/// each request as an extension; the router's own win over them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyTimeouts {
+    pub(crate) read: Option<Duration>,
+    pub(crate) idle: Option<Duration>,
+}
+
+impl BodyTimeouts {
+    /// The limits for one request: these timeouts, else the server's, else
+    /// the defaults.
+    pub(crate) fn limits(&self, max_len: usize, server: Option<&BodyTimeouts>) -> BodyLimits {
+        let server = server.copied().unwrap_or_default();
+        BodyLimits {
+            max_len,
+            read_timeout: self
+                .read
+                .or(server.read)
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
+            idle_timeout: self
+                .idle
+                .or(server.idle)
+                .unwrap_or(DEFAULT_BODY_IDLE_TIMEOUT),
+        }
+    }
+}
+
 /// The limits a request body is read under.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimits {

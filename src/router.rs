@@ -12,7 +12,7 @@ use crate::{
     handler::Handler,
     live::LiveTracker,
     query,
-    request_body::{self, BodyLimits},
+    request_body::{self, BodyTimeouts},
     response::Response,
 };
 
@@ -20,7 +20,8 @@ use crate::{
 pub(crate) struct App {
     pub(crate) state: http::Extensions,
     pub(crate) tracker: LiveTracker,
-    pub(crate) body_limits: BodyLimits,
+    pub(crate) body_limit: usize,
+    pub(crate) body_timeouts: BodyTimeouts,
 }
 
 /// Maps method + path to actions.
@@ -80,7 +81,8 @@ impl Router {
             app: App {
                 state: http::Extensions::new(),
                 tracker: LiveTracker::new(),
-                body_limits: BodyLimits::default(),
+                body_limit: request_body::DEFAULT_BODY_LIMIT,
+                body_timeouts: BodyTimeouts::default(),
             },
         }
     }
@@ -137,23 +139,26 @@ impl Router {
     /// The largest request body accepted, in bytes (default 1 MiB); larger
     /// ones get `413 Payload Too Large` and the action does not run.
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.app.body_limits.max_len = bytes;
+        self.app.body_limit = bytes;
         self
     }
 
     /// How long a client may take to send a whole request body (default
-    /// 30 s); a slower one gets `408 Request Timeout`, its connection is
-    /// closed, and the action does not run.
+    /// 30 s, or what [`Server::body_read_timeout`](crate::Server::body_read_timeout)
+    /// says); a slower one gets `408 Request Timeout`, its connection is
+    /// closed, and the action does not run. Set here, it wins over the
+    /// server's.
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
-        self.app.body_limits.read_timeout = timeout;
+        self.app.body_timeouts.read = Some(timeout);
         self
     }
 
     /// How long a client may pause between two pieces of a request body
-    /// (default 10 s); a longer pause gets `408 Request Timeout` and the
-    /// connection is closed.
+    /// (default 10 s, or what [`Server::body_idle_timeout`](crate::Server::body_idle_timeout)
+    /// says); a longer pause gets `408 Request Timeout` and the connection
+    /// is closed. Set here, it wins over the server's.
     pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.app.body_limits.idle_timeout = timeout;
+        self.app.body_timeouts.idle = Some(timeout);
         self
     }
 
@@ -279,7 +284,11 @@ impl RouterService {
             .unwrap_or_default();
 
         let (parts, body) = request.into_parts();
-        let body = match request_body::read(&parts.headers, body, inner.app.body_limits).await {
+        let limits = inner
+            .app
+            .body_timeouts
+            .limits(inner.app.body_limit, parts.extensions.get::<BodyTimeouts>());
+        let body = match request_body::read(&parts.headers, body, limits).await {
             Ok(body) => body,
             Err(error) => {
                 tracing::debug!(%error, "request body refused");

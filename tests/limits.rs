@@ -196,6 +196,41 @@ async fn stalled_body_gets_408() {
     assert!(text.contains("connection: close\r\n"), "{text}");
 }
 
+/// The server's body timeouts apply where the router sets none; the
+/// router's own win.
+#[tokio::test]
+async fn server_body_timeouts_apply_unless_the_router_sets_its_own() {
+    let plain = Router::new().post("/echo", echo_len);
+    let server = start_with(plain, |s| {
+        s.body_idle_timeout(Duration::from_millis(200))
+            .body_read_timeout(Duration::from_secs(20))
+    })
+    .await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let text = String::from_utf8(read_until_closed(&mut conn).await).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // app() sets 300 ms idle on the router: it wins over the server's 20 s.
+    let server = start_with(app(), |s| s.body_idle_timeout(Duration::from_secs(20))).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab")
+        .await
+        .unwrap();
+    let text = String::from_utf8(read_until_closed(&mut conn).await).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text}"
+    );
+}
+
 /// A request body trickled just fast enough to dodge the idle timeout gets
 /// 408 at the total read timeout.
 #[tokio::test]

@@ -78,13 +78,13 @@ async fn run(options: Options) -> Result<(), rill::ServeError> {
     if let Some(deadline) = options.shutdown_deadline {
         server = server.shutdown_deadline(deadline);
     }
-    let mut app = controllers_example::app();
     if let Some(timeout) = options.body_read_timeout {
-        app = app.body_read_timeout(timeout);
+        server = server.body_read_timeout(timeout);
     }
     if let Some(timeout) = options.body_idle_timeout {
-        app = app.body_idle_timeout(timeout);
+        server = server.body_idle_timeout(timeout);
     }
+    let app = controllers_example::app();
     println!("listening on http://{}", server.local_addr()?);
     let _ = std::io::stdout().flush();
     server

@@ -20,6 +20,7 @@ use crate::{
     body::{Parts, WireBody},
     error::{BodyError, BoxError},
     handler::BoxFuture,
+    request_body::BodyTimeouts,
     router::RouterService,
 };
 
@@ -37,10 +38,11 @@ pub(super) struct Connections {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     deadlines: Deadlines,
+    body_timeouts: BodyTimeouts,
 }
 
 impl Connections {
-    pub(super) fn new(deadlines: Deadlines) -> Self {
+    pub(super) fn new(deadlines: Deadlines, body_timeouts: BodyTimeouts) -> Self {
         let mut http1 = http1::Builder::new();
         // Header reads are timed by `ConnIo`, which also answers 408.
         http1.timer(TokioTimer::new()).header_read_timeout(None);
@@ -50,6 +52,7 @@ impl Connections {
             http1,
             http2,
             deadlines,
+            body_timeouts,
         }
     }
 
@@ -87,6 +90,7 @@ impl Connections {
         let service = WireService {
             app: service,
             activity: activity.clone(),
+            body_timeouts: self.body_timeouts,
         };
         let result = match protocol {
             Protocol::Http1 => {
@@ -199,11 +203,12 @@ impl<C: Graceful> Future for GoAwayOnRequest<'_, C> {
 /// responses' frames carry the written chunks as a list ([`WireBody`]), so
 /// hyper writes them to the socket without copying them together first; and
 /// each request is counted open in its connection's [`Activity`] until its
-/// response body is dropped.
+/// response body is dropped, and carries the server's body-read timeouts.
 #[derive(Clone)]
 struct WireService {
     app: RouterService,
     activity: Arc<Activity>,
+    body_timeouts: BodyTimeouts,
 }
 
 impl<B> hyper::service::Service<http::Request<B>> for WireService
@@ -216,9 +221,12 @@ where
     type Error = Infallible;
     type Future = BoxFuture<Result<http::Response<ServedBody>, Infallible>>;
 
-    fn call(&self, request: http::Request<B>) -> Self::Future {
+    fn call(&self, mut request: http::Request<B>) -> Self::Future {
         let app = self.app.clone();
         let open = self.activity.start();
+        if self.body_timeouts.read.is_some() || self.body_timeouts.idle.is_some() {
+            request.extensions_mut().insert(self.body_timeouts);
+        }
         Box::pin(async move {
             let response = app.handle(request).await.into_http();
             Ok(response.map(|body| ServedBody {

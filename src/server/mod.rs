@@ -24,7 +24,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{error::ServeError, router::RouterService, Router};
+use crate::{error::ServeError, request_body::BodyTimeouts, router::RouterService, Router};
 use admission::{Admission, OpenConnections};
 use conn::Connections;
 use io::Deadlines;
@@ -74,13 +74,15 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 ///
 /// Every phase in which the server waits for the client has a deadline, and
 /// the number of connections has a cap; see `docs/security.md` for what each
-/// protects against. Request bodies are limited by the
-/// [`Router`](crate::Router#method.body_limit).
+/// protects against. The size of request bodies is limited by the
+/// [`Router`](crate::Router::body_limit).
 ///
 /// | setting | default |
 /// |---|---|
 /// | [`header_read_timeout`](Self::header_read_timeout) | 30 s |
 /// | [`idle_timeout`](Self::idle_timeout) | 60 s |
+/// | [`body_read_timeout`](Self::body_read_timeout) | 30 s |
+/// | [`body_idle_timeout`](Self::body_idle_timeout) | 10 s |
 /// | [`max_connections`](Self::max_connections) | 90% of the open-file limit |
 /// | [`shutdown_deadline`](Self::shutdown_deadline) | 10 s |
 #[derive(Debug)]
@@ -88,6 +90,7 @@ pub struct Server {
     listener: TcpListener,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    body_timeouts: BodyTimeouts,
     max_connections: usize,
     shutdown_deadline: Duration,
 }
@@ -130,6 +133,7 @@ impl Server {
             listener,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeouts: BodyTimeouts::default(),
             max_connections: admission::default_max_connections(),
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
         }
@@ -165,6 +169,26 @@ impl Server {
     /// stream is never cut by this timeout.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a whole request body (default
+    /// 30 s): a slower one gets `408 Request Timeout` and its connection is
+    /// closed. The router reads bodies, and a
+    /// [`Router::body_read_timeout`](crate::Router::body_read_timeout) set
+    /// on it wins over this one.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeouts.read = Some(timeout);
+        self
+    }
+
+    /// How long a client may pause between two pieces of a request body
+    /// (default 10 s): a longer pause gets `408 Request Timeout` and its
+    /// connection is closed. A
+    /// [`Router::body_idle_timeout`](crate::Router::body_idle_timeout) set on
+    /// the router wins over this one.
+    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeouts.idle = Some(timeout);
         self
     }
 
@@ -221,11 +245,14 @@ impl Server {
     ) -> Result<(), ServeError> {
         let service: RouterService = app.into();
         let tracker = service.tracker().clone();
-        let connections = Arc::new(Connections::new(Deadlines {
-            header_read: self.header_read_timeout,
-            idle: self.idle_timeout,
-            goaway_grace: GOAWAY_GRACE.min(self.header_read_timeout),
-        }));
+        let connections = Arc::new(Connections::new(
+            Deadlines {
+                header_read: self.header_read_timeout,
+                idle: self.idle_timeout,
+                goaway_grace: GOAWAY_GRACE.min(self.header_read_timeout),
+            },
+            self.body_timeouts,
+        ));
         let (stop, stopped) = watch::channel(false);
         let open = OpenConnections::default();
         let mut tasks = JoinSet::new();
