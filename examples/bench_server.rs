@@ -70,7 +70,7 @@ fn publish(hub: &Hub, ctx: &Context) -> Response {
         while data.len() < size {
             data.push('x');
         }
-        if let Err(error) = hub.publish("bench", Event::data(data)) {
+        if let Err(error) = hub.publish_detached("bench", Event::data(data)) {
             return Response::text(format!("{error}\n")).with_status(http::StatusCode::BAD_REQUEST);
         }
     }

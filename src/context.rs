@@ -162,20 +162,33 @@ impl Context {
         self.live_with(LiveOptions::default(), writer)
     }
 
-    /// [`live`](Self::live) with options (charset, content type, capacity,
-    /// status). The app's tracker is used unless the options name another.
-    pub fn live_with<F, Fut>(self, mut options: LiveOptions, writer: F) -> Response
+    /// [`live`](Self::live) with options (charset, content type, buffer
+    /// limit, status). The app's tracker is used unless the options name another.
+    pub fn live_with<F, Fut>(self, options: LiveOptions, writer: F) -> Response
     where
         F: FnOnce(Context, LiveStream) -> Fut,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
+        self.start_live(options, |ctx, options| {
+            live::live_with(options, move |stream| writer(ctx, stream))
+        })
+    }
+
+    /// The one place a live response starts from a request: with the app's
+    /// tracker unless the options name another, and for a `HEAD` request
+    /// with the headers alone — no writer task or subscription is started.
+    pub(crate) fn start_live(
+        self,
+        mut options: LiveOptions,
+        start: impl FnOnce(Context, LiveOptions) -> Response,
+    ) -> Response {
         if options.tracker.is_none() {
             options.tracker = Some(self.app.tracker.clone());
         }
         if self.parts.method == Method::HEAD {
             return live::head_response(&options);
         }
-        live::live_with(options, move |stream| writer(self, stream))
+        start(self, options)
     }
 }
 
@@ -213,7 +226,7 @@ impl Context {
 
     /// [`sse`](Self::sse) with options: defaults for every frame (`retry`,
     /// `event`, `id`), auto ids resuming after `Last-Event-ID`, heartbeat
-    /// interval, capacity.
+    /// interval, buffer limit.
     ///
     /// ```
     /// use rill::{sse::SseOptions, Context, Response};
@@ -234,14 +247,12 @@ impl Context {
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let resume = sse::last_event_id(self.headers(), self.query("lastEventId"));
-        let mut live = sse::live_options(&options);
-        live.tracker = Some(self.app.tracker.clone());
-        if self.parts.method == Method::HEAD {
-            return live::head_response(&live);
-        }
-        live::live_with(live, move |stream| {
-            let sse = SseWriter::new(stream, options.defaults, options.auto_id, resume);
-            writer(self, sse)
+        let live = sse::live_options(&options);
+        self.start_live(live, move |ctx, live| {
+            live::live_with(live, move |stream| {
+                let sse = SseWriter::new(stream, options.defaults, options.auto_id, resume);
+                writer(ctx, sse)
+            })
         })
     }
 }

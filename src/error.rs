@@ -1,6 +1,8 @@
 //! Error types, one enum per layer.
 //!
 //! * [`LiveError`] — what a live writer sees when a write cannot go through.
+//! * [`FrameError`] — an SSE event that cannot be encoded.
+//! * [`SendError`] — why an SSE writer's send did not go through.
 //! * [`WriterError`] — how a live writer task ended, as seen through its
 //!   [`WriterHandle`](crate::WriterHandle).
 //! * [`BodyError`] — why a response body was aborted (what hyper sees).
@@ -40,11 +42,6 @@ pub enum LiveError {
         /// The charset's canonical name, e.g. `windows-1252`.
         charset: &'static str,
     },
-    /// An SSE event could not be encoded (a line break in its `event` or
-    /// `id`, a NUL in its `id`). Nothing was written — no field can be
-    /// injected into the stream — and the stream stays usable.
-    #[error("invalid server-sent event")]
-    Frame(#[from] crate::sse::FrameError),
 }
 
 impl LiveError {
@@ -55,6 +52,57 @@ impl LiveError {
             self,
             LiveError::StreamClosed | LiveError::ClientDisconnected
         )
+    }
+}
+
+/// Why an SSE event ([`sse::Event`](crate::sse::Event)) cannot be encoded.
+///
+/// Only values that would change how a client splits the stream are refused;
+/// everything else the [spec] allows (NUL in event names and data, any
+/// Unicode, empty values) is written as is. When encoding fails, nothing was
+/// written.
+///
+/// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The event name contains CR or LF, which would end the `event:` line
+    /// early and let the rest be read as another field. Event names are
+    /// single-line tokens: remove or replace the line break.
+    #[error("event name contains a line break")]
+    EventNameLineBreak,
+    /// The id contains CR or LF, which would end the `id:` line early and let
+    /// the rest be read as another field. Use a single-line id (for example a
+    /// number or an opaque token).
+    #[error("id contains a line break")]
+    IdLineBreak,
+    /// The id contains U+0000 NULL; clients ignore such an `id:` field, so
+    /// the id would silently not reach them. Use an id without NUL.
+    #[error("id contains a NUL character")]
+    IdNul,
+}
+
+/// Why an SSE writer's [`send`](crate::sse::SseWriter::send) did not go
+/// through: the event itself, or the stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The event could not be encoded (a line break in its `event` or `id`,
+    /// a NUL in its `id`). Nothing was written — no field can be injected
+    /// into the stream — and the stream stays usable.
+    #[error("invalid server-sent event")]
+    Frame(#[from] FrameError),
+    /// The stream can take no more (closed, or the client gone), or the
+    /// text could not be encoded: see [`LiveError`].
+    #[error("the event was not sent")]
+    Stream(#[from] LiveError),
+}
+
+impl SendError {
+    /// Whether the response is over for a reason the writer should treat as
+    /// normal (closed stream or departed client).
+    pub fn is_end_of_stream(&self) -> bool {
+        matches!(self, SendError::Stream(live) if live.is_end_of_stream())
     }
 }
 

@@ -26,10 +26,13 @@
 //!
 //! # Layout
 //!
+//! * `error` — one error enum per layer.
+//! * `charset` — [`Charset`]: how text chunks become bytes.
+//! * `pipe` — the bounded pipe between a writer (or a broker) and a body;
+//!   its invariants are written in its module doc and checked with loom.
+//! * `body` — [`Body`], the `http_body::Body` that pulls a pipe.
 //! * `live` — [`live()`]/[`live_with`], [`LiveStream`] (the writer's end),
 //!   the writer task and its [`WriterHandle`], [`LiveTracker`].
-//! * `body` — [`Body`], the `http_body::Body` that pulls the writer's channel.
-//! * `charset` — [`Charset`]: how text chunks become bytes.
 //! * `chunk` — [`Chunk`]: what a writer can write.
 //! * `response` — [`Response`] and [`IntoResponse`].
 //! * `context` — [`Context`]: the request as an action sees it.
@@ -41,9 +44,10 @@
 //!   every phase, a connection cap, graceful shutdown ([`shutdown_signal`]).
 //! * `sse` — Server-Sent Events: [`sse::Event`] encoding, [`sse::SseWriter`],
 //!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
+//! * `broker` — [`broker::Broker`]: the transport-agnostic fan-out core
+//!   (channels, epochs and positions, history, presence, a backend seam).
 //! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
-//! * `error` — one error enum per layer.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
 //! `docs/sse.md`, `docs/hub.md` and `docs/security.md` (limits and
@@ -53,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+pub mod broker;
 mod charset;
 mod chunk;
 mod context;
@@ -62,6 +67,7 @@ mod handler;
 pub mod hub;
 mod live;
 mod panic;
+mod pipe;
 mod query;
 mod request_body;
 mod response;
@@ -75,12 +81,13 @@ pub use chunk::Chunk;
 pub use context::Context;
 pub use controller::{Controller, Routes};
 pub use error::{
-    BodyError, BoxError, CharsetError, LiveError, RequestBodyError, ServeError, WriterError,
+    BodyError, BoxError, CharsetError, LiveError, RequestBodyError, SendError, ServeError,
+    WriterError,
 };
 pub use handler::{BoxFuture, Handler};
 pub use live::{
     live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,
-    DEFAULT_CAPACITY,
+    DEFAULT_BUFFER_LIMIT,
 };
 pub use request_body::{DEFAULT_BODY_IDLE_TIMEOUT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
 pub use response::{IntoResponse, Response};

@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use crate::{body::Body, live::WriterHandle};
+use crate::body::Body;
 
 /// An HTTP response on its way out: an `http::Response<Body>` that also knows
-/// whether it is live and holds a handle on its writer task.
+/// whether it is live, and holds a handle on its writer task when it has one.
 ///
 /// # Example
 ///
@@ -24,22 +24,23 @@ use crate::{body::Body, live::WriterHandle};
 #[derive(Debug)]
 pub struct Response {
     inner: http::Response<Body>,
-    writer: Option<WriterHandle>,
 }
 
 impl Response {
     pub(crate) fn from_parts(status: StatusCode, body: Body) -> Self {
         let mut inner = http::Response::new(body);
         *inner.status_mut() = status;
-        Response {
-            inner,
-            writer: None,
-        }
+        Response { inner }
     }
 
-    pub(crate) fn with_writer(mut self, writer: WriterHandle) -> Self {
-        self.writer = Some(writer);
-        self
+    /// A value the framework keeps with the response (the live writer's
+    /// handle).
+    pub(crate) fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions().get::<T>()
+    }
+
+    pub(crate) fn insert_extension<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.inner.extensions_mut().insert(value);
     }
 
     /// A response with this status and body, no headers.
@@ -122,20 +123,15 @@ impl Response {
         self.inner.body()
     }
 
-    /// Whether the body is written by a live writer task.
+    /// Whether the body is live: fed through a pipe by a writer task or a
+    /// broker (see [`Body::is_live`]).
     pub fn is_live(&self) -> bool {
-        self.writer.is_some()
+        self.inner.body().is_live()
     }
 
     /// Whether the body is produced over time (live or pulled from a stream).
     pub fn is_streaming(&self) -> bool {
-        self.is_live() || self.inner.body().is_streaming()
-    }
-
-    /// A handle on the live writer task (the seed's `live-promise`): await it
-    /// for the writer's result. `None` for responses that are not live.
-    pub fn writer(&self) -> Option<WriterHandle> {
-        self.writer.clone()
+        self.inner.body().is_streaming()
     }
 
     /// The plain `http::Response`, for hyper, axum or any `http`-based stack.
@@ -152,10 +148,7 @@ impl From<Response> for http::Response<Body> {
 
 impl From<http::Response<Body>> for Response {
     fn from(inner: http::Response<Body>) -> Self {
-        Response {
-            inner,
-            writer: None,
-        }
+        Response { inner }
     }
 }
 

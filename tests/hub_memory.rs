@@ -41,18 +41,21 @@ async fn stalled_subscriber_memory_is_bounded() {
     let stalled = SseReader::connect(server.addr, "/hub?channel=big", None).await;
     let counted = hub.clone();
     server
-        .eventually("subscribed", move || counted.subscribers("big") == 1)
+        .eventually("subscribed", move || counted.subscriber_count("big") == 1)
         .await;
 
     let payload = "m".repeat(FRAME);
     for _ in 0..16 {
         hub.publish("warm-up", Event::data(payload.clone()))
+            .await
             .unwrap();
     }
     let before = rss_bytes();
     let mut peak = before;
     for n in 0..EVENTS {
-        hub.publish("big", Event::data(payload.clone())).unwrap();
+        hub.publish("big", Event::data(payload.clone()))
+            .await
+            .unwrap();
         if n % 64 == 0 {
             tokio::task::yield_now().await; // let hyper move what it can
             peak = peak.max(rss_bytes());
@@ -60,7 +63,7 @@ async fn stalled_subscriber_memory_is_bounded() {
     }
     peak = peak.max(rss_bytes());
     let growth = peak.saturating_sub(before);
-    let stats = hub.stats();
+    let stats = hub.stats(false);
     assert_eq!(stats.published as usize, EVENTS + 16);
     assert!(stats.dropped as usize > EVENTS / 2, "{stats:?}");
     assert!(
@@ -69,7 +72,7 @@ async fn stalled_subscriber_memory_is_bounded() {
         growth / (1024 * 1024)
     );
     assert_eq!(
-        hub.subscribers("big"),
+        hub.subscriber_count("big"),
         1,
         "drop policy keeps the subscriber"
     );

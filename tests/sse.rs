@@ -6,7 +6,7 @@ mod support;
 use http_body_util::BodyExt;
 use rill::{
     sse::{Event, FrameError, SseOptions},
-    Context, LiveError, Router,
+    Context, Router, SendError,
 };
 use std::time::Duration;
 use support::{start, RawResponse};
@@ -29,12 +29,12 @@ fn app() -> Router {
                 let bad_event = sse.send(Event::data("x").event("a\ndata: injected")).await;
                 assert_eq!(
                     bad_event,
-                    Err(LiveError::Frame(FrameError::EventNameLineBreak))
+                    Err(SendError::Frame(FrameError::EventNameLineBreak))
                 );
                 let bad_id = sse.send(Event::data("x").id("1\r\nevent: evil")).await;
-                assert_eq!(bad_id, Err(LiveError::Frame(FrameError::IdLineBreak)));
+                assert_eq!(bad_id, Err(SendError::Frame(FrameError::IdLineBreak)));
                 let nul_id = sse.send(Event::data("x").id("1\0")).await;
-                assert_eq!(nul_id, Err(LiveError::Frame(FrameError::IdNul)));
+                assert_eq!(nul_id, Err(SendError::Frame(FrameError::IdNul)));
                 sse.send(Event::data("still here").id("7")).await?;
                 Ok(())
             })

@@ -212,17 +212,17 @@ fn getters_return_what_was_set() {
         .event("e")
         .id("i")
         .retry(Duration::from_micros(1500));
-    assert_eq!(event.get_data(), Some("d"));
-    assert_eq!(event.get_event(), Some("e"));
-    assert_eq!(event.get_id(), Some("i"));
-    assert_eq!(event.get_retry(), Some(Duration::from_micros(1500)));
+    assert_eq!(event.payload(), Some("d"));
+    assert_eq!(event.event_type(), Some("e"));
+    assert_eq!(event.event_id(), Some("i"));
+    assert_eq!(event.reconnection_time(), Some(Duration::from_micros(1500)));
     let empty = Event::new();
     assert_eq!(
         (
-            empty.get_data(),
-            empty.get_event(),
-            empty.get_id(),
-            empty.get_retry()
+            empty.payload(),
+            empty.event_type(),
+            empty.event_id(),
+            empty.reconnection_time()
         ),
         (None, None, None, None)
     );
@@ -571,14 +571,14 @@ fn normalize(data: &str) -> String {
 fn model(events: &[Event]) -> Parsed {
     let mut expected = Parsed::default();
     for event in events {
-        if let Some(id) = event.get_id() {
+        if let Some(id) = event.event_id() {
             expected.last_event_id = id.to_owned();
         }
-        if let Some(retry) = event.get_retry() {
+        if let Some(retry) = event.reconnection_time() {
             expected.retry = Some(retry.as_millis());
         }
-        if let Some(data) = event.get_data() {
-            let event_type = match event.get_event() {
+        if let Some(data) = event.payload() {
+            let event_type = match event.event_type() {
                 Some(name) if !name.is_empty() => name.to_owned(),
                 _ => "message".to_owned(),
             };
@@ -633,14 +633,14 @@ proptest! {
         for event in &events {
             event.encode_into(Some(&defaults), &mut buf).unwrap();
             let mut m = event.clone();
-            if m.get_event().is_none() {
-                if let Some(n) = defaults.get_event() { m = m.event(n); }
+            if m.event_type().is_none() {
+                if let Some(n) = defaults.event_type() { m = m.event(n); }
             }
-            if m.get_id().is_none() {
-                if let Some(i) = defaults.get_id() { m = m.id(i); }
+            if m.event_id().is_none() {
+                if let Some(i) = defaults.event_id() { m = m.id(i); }
             }
-            if m.get_retry().is_none() {
-                if let Some(r) = defaults.get_retry() { m = m.retry(r); }
+            if m.reconnection_time().is_none() {
+                if let Some(r) = defaults.reconnection_time() { m = m.retry(r); }
             }
             merged.push(m);
         }
@@ -669,9 +669,9 @@ proptest! {
     /// the client as exactly itself, with nothing injected.
     #[test]
     fn any_event_is_refused_or_exact(event in any_event()) {
-        let bad_name = event.get_event().is_some_and(|n| n.contains(['\r', '\n']));
-        let bad_id_break = event.get_id().is_some_and(|i| i.contains(['\r', '\n']));
-        let bad_id_nul = event.get_id().is_some_and(|i| i.contains('\0'));
+        let bad_name = event.event_type().is_some_and(|n| n.contains(['\r', '\n']));
+        let bad_id_break = event.event_id().is_some_and(|i| i.contains(['\r', '\n']));
+        let bad_id_nul = event.event_id().is_some_and(|i| i.contains('\0'));
         let mut buf = BytesMut::from("data: before\n\n");
         match event.encode_into(None, &mut buf) {
             Err(err) => {

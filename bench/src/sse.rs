@@ -75,7 +75,8 @@ impl SseParser {
         Ok(())
     }
 
-    /// `id: N\ndata: <size_hint bytes without \n>\n\n` at the start of `rest`.
+    /// `id: N\ndata: <size_hint bytes without \n>\n\n` at the start of `rest`
+    /// (`id: <epoch>-N` too: rill's hub writes its position).
     #[inline]
     fn fast_event<S: EventSink>(&self, rest: &[u8], sink: &mut S) -> Result<Option<usize>, String> {
         let size = self.size_hint;
@@ -83,12 +84,16 @@ impl SseParser {
             return Ok(None);
         }
         let mut j = 4;
+        if let Some(dash) = rest[4..rest.len().min(22)].iter().position(|&b| b == b'-') {
+            j += dash + 1;
+        }
+        let start = j;
         let mut id: u64 = 0;
         while j < rest.len() && rest[j].is_ascii_digit() && j < 24 {
             id = id * 10 + u64::from(rest[j] - b'0');
             j += 1;
         }
-        if j == 4 {
+        if j == start {
             return Ok(None);
         }
         let data = j + 1 + 6;
@@ -136,7 +141,8 @@ fn parse_block<S: EventSink>(block: &[u8], sink: &mut S) -> Result<(), String> {
             None => (line, &b""[..]),
         };
         match name {
-            b"id" => id = parse_u64(value),
+            // `<epoch>-N` (rill's hub) or `N`: the number after the dash.
+            b"id" => id = parse_u64(value.rsplit(|&b| b == b'-').next().unwrap_or(value)),
             b"data" if data.is_none() => data = Some(value),
             _ => {}
         }

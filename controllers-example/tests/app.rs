@@ -240,19 +240,25 @@ async fn llm_streams_tokens_then_done() {
 }
 
 /// `/chat` is a page that posts to `/hub/broadcast` and listens on `/hub`;
-/// a broadcast reaches a subscriber with the hub's id, after the presence
-/// event of its own join.
+/// a subscriber asking for presence gets everyone first (itself), and a
+/// broadcast with the hub's id, `<epoch>-1`.
 #[tokio::test]
 async fn chat_page_and_hub_round_trip() {
     let addr = serve().await;
     let page = text(addr, "/chat").await;
-    assert!(page.contains("new EventSource(\"/hub?channel=\""));
+    assert!(page.contains("new EventSource(\"/hub?presence=1&channel=\""));
     assert!(page.contains("fetch(\"/hub/broadcast\""));
 
-    let mut body = get(addr, "/hub?channel=test-room").await.into_body();
-    assert_eq!(
-        read_until(&mut body, 2).await,
-        "retry: 1000\n\nevent: presence\nid: 1\ndata: 1\n\n"
+    let mut body = get(addr, "/hub?presence=1&channel=test-room")
+        .await
+        .into_body();
+    let first = read_until(&mut body, 2).await;
+    let (retry, presence) = first.split_at("retry: 1000\n\n".len());
+    assert_eq!(retry, "retry: 1000\n\n");
+    assert!(
+        presence
+            .starts_with("event: presence\ndata: {\"channel\":\"test-room\",\"members\":[{\"id\":"),
+        "{presence}"
     );
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
@@ -267,8 +273,16 @@ async fn chat_page_and_hub_round_trip() {
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        read_until(&mut body, 1).await,
-        "event: message\nid: 2\ndata: {\"name\":\"ann\",\"text\":\"hi\"}\n\n"
-    );
+    // The subscriber's own join comes as a diff at the next presence tick,
+    // before or after the message.
+    let text = read_until(&mut body, 2).await;
+    let message = text
+        .split("\n\n")
+        .find(|frame| frame.starts_with("event: message"))
+        .unwrap_or_else(|| panic!("no message in {text:?}"));
+    let (head, data) = message.split_once("\ndata: ").unwrap();
+    let id = head.strip_prefix("event: message\nid: ").unwrap();
+    let position: rill::broker::Position = id.parse().unwrap();
+    assert_eq!(position.offset(), 1, "{message}");
+    assert_eq!(data, "{\"name\":\"ann\",\"text\":\"hi\"}");
 }

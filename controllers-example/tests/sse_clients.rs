@@ -419,14 +419,14 @@ async fn wait_for_subscriber(addr: SocketAddr, channel: &str) {
 
 /// Once the client subscribed, publishes `msg 1`..=`msg count` to `channel`
 /// with `POST /hub/broadcast`, 40 ms apart; returns the hub's ids.
-async fn publish_messages(addr: SocketAddr, channel: &str, count: usize) -> Vec<u64> {
+async fn publish_messages(addr: SocketAddr, channel: &str, count: usize) -> Vec<String> {
     wait_for_subscriber(addr, channel).await;
     let mut ids = Vec::with_capacity(count);
     for i in 1..=count {
         let body = format!(r#"{{"channel":{},"data":"msg {i}"}}"#, json_string(channel));
         let (status, reply) = http(addr, "POST", "/hub/broadcast", &body).await;
         assert_eq!(status, 200, "broadcast {i}: {reply}");
-        ids.push(json_field(&reply, "id").parse().unwrap());
+        ids.push(json_field(&reply, "id").trim_matches('"').to_owned());
         // Spread over the client's 1 s reconnect delays, so later
         // connections get both replayed and live events.
         tokio::time::sleep(Duration::from_millis(40)).await;
@@ -508,10 +508,7 @@ async fn eventsource_resumes_hub_channel_after_cuts() {
     let messages = json_items(json_field(&out, "messages"));
     let expected: Vec<String> = (1..=COUNT).map(|i| format!("msg {i}")).collect();
     assert_eq!(messages, expected, "{out}");
-    let ids: Vec<u64> = json_items(json_field(&out, "ids"))
-        .iter()
-        .map(|id| id.parse().unwrap())
-        .collect();
+    let ids = json_items(json_field(&out, "ids"));
     assert_eq!(ids, published, "{out}");
     assert_eq!(json_field(&out, "errors"), "3", "{out}");
 
@@ -520,16 +517,21 @@ async fn eventsource_resumes_hub_channel_after_cuts() {
     let wire: Vec<Option<String>> = wire_ids.lock().unwrap().clone();
     assert_eq!(wire.len(), 4, "proxy saw {wire:?}: {out}");
     assert_eq!(wire[0], None, "{out}");
-    let resumed: Vec<u64> = wire[1..]
+    let resumed: Vec<rill::broker::Position> = wire[1..]
         .iter()
         .map(|id| {
             id.as_deref()
                 .expect("reconnect without Last-Event-ID")
                 .parse()
-                .unwrap()
+                .expect("an <epoch>-<offset> id")
         })
         .collect();
-    assert!(resumed.windows(2).all(|w| w[0] < w[1]), "{wire:?}");
+    assert!(
+        resumed
+            .windows(2)
+            .all(|w| w[0].epoch() == w[1].epoch() && w[0].offset() < w[1].offset()),
+        "{wire:?}"
+    );
     let client_ids = json_items(json_field(&out, "lastEventIds"));
     let wire_text: Vec<String> = wire
         .iter()

@@ -3,8 +3,6 @@
 //! disconnected when hyper drops it early.
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::mpsc;
-use futures_core::Stream;
 use http_body::Frame;
 use std::{
     future::Future,
@@ -16,25 +14,21 @@ use std::{
 use tokio::time::{Instant, Sleep};
 
 use super::wire::Parts;
-use crate::live::COPY_BELOW;
 use crate::{
     error::BodyError,
-    live::{
-        shared::{BODY_DONE, CLOSED, DISCONNECTED, FAILED, WRITER_GONE},
-        ActiveGuard, Shared,
-    },
+    pipe::{Collect, End, PipeReader, Read, COPY_BELOW},
 };
 
 pub(super) struct LiveBody {
-    pub(super) channel: Channel,
-    shared: Arc<Shared>,
+    reader: PipeReader,
     pub(super) done: bool,
     /// The end was seen and is an error, held back for one poll.
     pub(super) failing: Option<BodyError>,
-    /// Keeps the response counted as open in its tracker while hyper holds it.
-    _active: Option<Arc<ActiveGuard>>,
+    /// Keeps the response counted as open (in its tracker) while hyper
+    /// holds the body.
+    _guard: Option<Arc<dyn Send + Sync>>,
     heartbeat: Option<Heartbeat>,
-    /// Run when hyper drops the body (a hub subscription unregisters here).
+    /// Run when hyper drops the body (a broker subscription leaves here).
     pub(super) on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -54,28 +48,16 @@ struct Heartbeat {
     armed: Option<Waker>,
 }
 
-/// A body frame gathers ready chunks up to about this many bytes.
-const MAX_FRAME: usize = 512 * 1024;
-
-/// How the chunks that are ready become the data of one frame.
-pub(super) trait Collect: Default {
-    /// The frame's data type.
-    type Data;
-    /// Adds one chunk, after those already collected.
-    fn push(&mut self, chunk: Bytes);
-    /// Bytes collected so far.
-    fn len(&self) -> usize;
-    /// The frame's data, or `None` if nothing was collected.
-    fn finish(self) -> Option<Self::Data>;
-    /// The data of a frame of one chunk.
+/// A frame's data as the body hands it out: [`Collect`] plus the data of a
+/// frame of one chunk (a heartbeat).
+pub(super) trait FrameData: Collect {
     fn single(chunk: Bytes) -> Self::Data;
 }
 
 impl LiveBody {
     pub(super) fn new(
-        rx: mpsc::Receiver<Bytes>,
-        shared: Arc<Shared>,
-        active: Option<Arc<ActiveGuard>>,
+        reader: PipeReader,
+        guard: Option<Arc<dyn Send + Sync>>,
         heartbeat: Option<(Duration, Bytes)>,
     ) -> Self {
         let heartbeat =
@@ -89,22 +71,17 @@ impl LiveBody {
                     armed: None,
                 });
         LiveBody {
-            channel: Channel {
-                rx,
-                parked: None,
-                skip_idle: false,
-            },
-            shared,
+            reader,
             done: false,
             failing: None,
-            _active: active,
+            _guard: guard,
             heartbeat,
             on_drop: None,
         }
     }
 
     /// The next frame: everything ready, collected by `C`.
-    pub(super) fn poll_frame<C: Collect>(
+    pub(super) fn poll_frame<C: FrameData>(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<C::Data>, BodyError>>> {
@@ -114,137 +91,35 @@ impl LiveBody {
         if self.done {
             return Poll::Ready(None);
         }
-        // Everything ready goes out as one frame: one chunk header and one
-        // poll of the body for hyper instead of one per write.
-        let mut frame = C::default();
-        let first = drain_channel(&mut self.channel, &self.shared, cx, &mut frame, MAX_FRAME);
-        let mut ended = first == Drained::Ended;
-        // The pending batch was written after everything in the channel, so
-        // it may only follow once the channel is empty.
-        if first != Drained::Capped {
-            let mut pending = self.shared.pending();
-            if !pending.is_empty() {
-                // Between our last look and this lock the writer may have
-                // refilled the channel before spilling into the batch. It
-                // touches the channel only while holding this lock, so with
-                // the lock held the channel holds exactly what is older than
-                // the batch: take all of that first.
-                if drain_channel(&mut self.channel, &self.shared, cx, &mut frame, usize::MAX)
-                    == Drained::Ended
-                {
-                    ended = true;
+        match self.reader.poll_read::<C>(cx) {
+            Poll::Ready(Read::Data(data)) => {
+                if let Some(heartbeat) = &mut self.heartbeat {
+                    heartbeat.last_data = Instant::now();
                 }
-                let writer_waits = pending.take(|part| frame.push(part));
-                drop(pending);
-                if writer_waits {
-                    self.shared.notifier().notify_waiters();
-                }
-            } else {
-                // A hub appends to the batch without the channel and wakes
-                // us through this.
-                pending.park(cx.waker());
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-        }
-        if let Some(data) = frame.finish() {
-            if let Some(heartbeat) = &mut self.heartbeat {
-                heartbeat.last_data = Instant::now();
+            Poll::Ready(Read::End(end)) => {
+                self.done = true;
+                let error = match end {
+                    End::Clean => return Poll::Ready(None),
+                    End::Failed => BodyError::WriterFailed,
+                    End::Cancelled => BodyError::WriterCancelled,
+                };
+                // hyper aborts without flushing what it buffered in the same
+                // pass. Yield once so the chunks written before the failure
+                // reach the client, then report the error.
+                self.failing = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        if ended {
-            self.done = true;
-            let flags = self.shared.set(BODY_DONE);
-            let error = if flags & FAILED != 0 {
-                BodyError::WriterFailed
-            } else if flags & CLOSED != 0 {
-                return Poll::Ready(None);
-            } else {
-                // Every sender is gone but nobody closed the stream: the
-                // writer task was dropped mid-way (aborted).
-                BodyError::WriterCancelled
-            };
-            // hyper aborts without flushing what it buffered in the same
-            // pass. Yield once so the chunks written before the failure
-            // reach the client, then report the error.
-            self.failing = Some(error);
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        match &mut self.heartbeat {
-            Some(heartbeat) => heartbeat
-                .poll_due(cx)
-                .map(|frame| Some(Ok(Frame::data(C::single(frame))))),
-            None => Poll::Pending,
+            Poll::Pending => match &mut self.heartbeat {
+                Some(heartbeat) => heartbeat
+                    .poll_due(cx)
+                    .map(|frame| Some(Ok(Frame::data(C::single(frame))))),
+                None => Poll::Pending,
+            },
         }
     }
-}
-
-/// How a look at the channel ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Drained {
-    /// The frame reached its size limit; the channel may hold more.
-    Capped,
-    /// Nothing more is ready.
-    Empty,
-    /// Every sender is gone and the channel is empty.
-    Ended,
-}
-
-/// The receiving end of the channel, with the waker it holds from our last
-/// look that found it empty.
-pub(super) struct Channel {
-    rx: mpsc::Receiver<Bytes>,
-    parked: Option<Waker>,
-    /// Whether looks at the channel may be skipped: only for feeds that
-    /// send their data through the pending batch (hub subscriptions).
-    pub(super) skip_idle: bool,
-}
-
-/// Moves ready chunks from the channel into `frame` until nothing more is
-/// ready, the channel ends, or `frame` holds `limit` bytes.
-///
-/// Looking at an empty channel costs a few hundred instructions (two queue
-/// pops and a waker registration), and a hub subscriber's channel is empty
-/// but for its first message. So for such feeds the look is skipped when it
-/// cannot find anything: our waker is still registered with the channel
-/// from the last empty look, no message is in flight (senders count one
-/// before sending), and no flag says the channel may have ended (every way
-/// it ends sets one first: `CLOSED`, `FAILED` or `WRITER_GONE`).
-fn drain_channel(
-    channel: &mut Channel,
-    shared: &Shared,
-    cx: &mut Context<'_>,
-    frame: &mut impl Collect,
-    limit: usize,
-) -> Drained {
-    let parked = channel
-        .parked
-        .as_ref()
-        .is_some_and(|w| w.will_wake(cx.waker()));
-    if channel.skip_idle
-        && parked
-        && shared.in_flight() == 0
-        && shared.flags() & (CLOSED | FAILED | WRITER_GONE) == 0
-    {
-        return Drained::Empty;
-    }
-    while frame.len() < limit {
-        match Pin::new(&mut channel.rx).poll_next(cx) {
-            Poll::Ready(Some(data)) => {
-                channel.parked = None;
-                shared.received();
-                frame.push(data);
-            }
-            Poll::Ready(None) => return Drained::Ended,
-            Poll::Pending => {
-                if !parked || channel.parked.is_none() {
-                    channel.parked = Some(cx.waker().clone());
-                }
-                return Drained::Empty;
-            }
-        }
-    }
-    Drained::Capped
 }
 
 /// Chunks joined into one `Bytes`, for the plain [`http_body::Body`] of
@@ -274,17 +149,15 @@ impl Collect for Gather {
         }
     }
 
-    fn len(&self) -> usize {
-        self.len
-    }
-
     fn finish(self) -> Option<Bytes> {
         match self.joined {
             Some(joined) => Some(joined.freeze()),
             None => self.first,
         }
     }
+}
 
+impl FrameData for Gather {
     fn single(chunk: Bytes) -> Bytes {
         chunk
     }
@@ -324,15 +197,13 @@ impl Collect for Wire {
         }
     }
 
-    fn len(&self) -> usize {
-        bytes::Buf::remaining(&self.parts) + self.open.len()
-    }
-
     fn finish(mut self) -> Option<Parts> {
         self.close_open();
         (bytes::Buf::remaining(&self.parts) > 0).then_some(self.parts)
     }
+}
 
+impl FrameData for Wire {
     fn single(chunk: Bytes) -> Parts {
         Parts::from(chunk)
     }
@@ -371,12 +242,8 @@ impl Heartbeat {
 
 impl Drop for LiveBody {
     fn drop(&mut self) {
-        // hyper drops the body early when the connection closes or the HTTP/2
-        // stream is reset: that is how a departed client becomes visible to
-        // an idle writer.
-        if !self.done {
-            self.shared.set(DISCONNECTED);
-        }
+        // The reader marks the client gone (if the body did not end) as it
+        // drops, after this.
         if let Some(on_drop) = self.on_drop.take() {
             on_drop();
         }

@@ -7,7 +7,6 @@ mod wire;
 pub(crate) use wire::{Parts, WireBody};
 
 use bytes::Bytes;
-use futures_channel::mpsc;
 use futures_core::Stream;
 use http_body::{Frame, SizeHint};
 use std::{
@@ -19,7 +18,7 @@ use std::{
 
 use crate::{
     error::{BodyError, BoxError},
-    live::{ActiveGuard, Shared},
+    pipe::PipeReader,
 };
 use live::{Gather, LiveBody};
 
@@ -28,11 +27,11 @@ type BoxStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 /// A response body: implements [`http_body::Body`] with `Bytes` data, so it
 /// plugs into hyper (and axum) as it is.
 ///
-/// A live body pulls the chunks a [`LiveStream`](crate::LiveStream) writes,
-/// one channel slot at a time: while the client does not read, hyper does not
-/// poll, the channel fills, and the writer waits. When hyper drops the body
-/// before its end (the client went away), the stream is marked disconnected
-/// and the writer is woken.
+/// A live body pulls what a [`LiveStream`](crate::LiveStream) writes (or a
+/// broker offers) through a pipe bounded in bytes: while the client does
+/// not read, hyper does not poll, the pipe fills, and the writer waits. When
+/// hyper drops the body before its end (the client went away), the stream is
+/// marked disconnected and the writer is woken.
 #[must_use = "streams do nothing unless polled"]
 pub struct Body {
     kind: Kind,
@@ -98,25 +97,17 @@ impl Body {
         }
     }
 
+    /// A body that pulls a pipe; `guard` lives as long as the body (it keeps
+    /// the response counted by its tracker), `heartbeat` is sent after each
+    /// interval without data.
     pub(crate) fn live(
-        rx: mpsc::Receiver<Bytes>,
-        shared: Arc<Shared>,
-        active: Option<Arc<ActiveGuard>>,
+        reader: PipeReader,
+        guard: Option<Arc<dyn Send + Sync>>,
         heartbeat: Option<(Duration, Bytes)>,
     ) -> Self {
         Body {
-            kind: Kind::Live(LiveBody::new(rx, shared, active, heartbeat)),
+            kind: Kind::Live(LiveBody::new(reader, guard, heartbeat)),
         }
-    }
-
-    /// Marks this (live) body as fed through its pending batch rather than
-    /// its channel (a hub subscription), so it may skip looking at the
-    /// channel while nothing can be there.
-    pub(crate) fn fed_through_batch(mut self) -> Self {
-        if let Kind::Live(live) = &mut self.kind {
-            live.channel.skip_idle = true;
-        }
-        self
     }
 
     /// Runs `f` when this (live) body is dropped.
@@ -127,7 +118,9 @@ impl Body {
         self
     }
 
-    /// Whether this body is fed by a live writer.
+    /// Whether this body is live: fed through a pipe, by a writer task
+    /// ([`Context::live`](crate::Context::live)) or by a broker (a hub
+    /// subscription).
     pub fn is_live(&self) -> bool {
         matches!(self.kind, Kind::Live(_))
     }
@@ -183,7 +176,8 @@ impl http_body::Body for Body {
             Kind::Live(live) => live.poll_frame::<Gather>(cx),
             Kind::Stream(stream) => loop {
                 return match stream.as_mut().poll_next(cx) {
-                    // An empty chunk would end a chunked body early: skip it.
+                    // An empty chunk carries nothing: skip it rather than
+                    // hand hyper a frame it would discard.
                     Poll::Ready(Some(Ok(data))) if data.is_empty() => continue,
                     Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
                     Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Stream(e)))),

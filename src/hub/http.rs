@@ -1,23 +1,28 @@
-//! The lucky-sse one-liner: [`Hub::mount`] puts a hub on the router.
+//! [`Hub::mount`]: a hub's HTTP endpoints on a router in one line.
 
 use http::StatusCode;
 use serde_json::Value;
 
 use super::{Filter, Hub, Subscription};
+use crate::broker::PublishError;
 use crate::{context::Context, response::Response, router::Router, sse::Event};
 
 impl Hub {
     /// Mounts the hub's endpoints under `path`:
     ///
-    /// * `GET <path>?channel=a&channel=b` — subscribe (SSE); the other query
-    ///   parameters become the subscriber's metadata;
-    /// * `GET <path>/stats` — [`HubStats`](super::HubStats) as JSON;
+    /// * `GET <path>?channel=a&channel=b` — subscribe (SSE); `presence=1`
+    ///   asks for presence events; other query parameters become metadata
+    ///   only with
+    ///   [`metadata_from_query`](super::HubBuilder::metadata_from_query);
+    /// * `GET <path>/stats` — [`HubStats`](super::HubStats) as JSON, with
+    ///   subscribers per channel for the busiest channels;
     /// * `POST <path>/broadcast` — only with
     ///   [`http_broadcast(true)`](super::HubBuilder::http_broadcast): a JSON
     ///   body `{"channel": "…", "event": "…", "data": …, "filter": {"k": "v"}}`
     ///   (`event` and `filter` optional; `data` a string, or any JSON value,
-    ///   sent as compact JSON). Answers `200 {"id": N}`, `400` with the reason
-    ///   for a bad body, `403` when
+    ///   sent as compact JSON). Answers `200 {"id": "<epoch>-<offset>"}`,
+    ///   `400` with the reason for a bad body, `503` past the channel cap or
+    ///   when the backend fails, `403` when
     ///   [`authorize_broadcast`](super::HubBuilder::authorize_broadcast)
     ///   refuses.
     ///
@@ -44,20 +49,28 @@ impl Hub {
                 let hub = self.clone();
                 move |_ctx: Context| {
                     let hub = hub.clone();
-                    async move { Response::json_string(hub.stats().to_json()) }
+                    async move {
+                        // Walking many channels is CPU work: off the
+                        // runtime's threads.
+                        match tokio::task::spawn_blocking(move || hub.stats(true).to_json()).await {
+                            Ok(json) => Response::json_string(json),
+                            Err(_) => Response::text("stats failed\n")
+                                .with_status(StatusCode::INTERNAL_SERVER_ERROR),
+                        }
+                    }
                 }
             });
         if self.inner.http_broadcast {
             let hub = self.clone();
             router = router.post(&format!("{base}/broadcast"), move |ctx: Context| {
                 let hub = hub.clone();
-                async move { hub.broadcast_request(&ctx) }
+                async move { hub.broadcast_request(&ctx).await }
             });
         }
         router
     }
 
-    fn broadcast_request(&self, ctx: &Context) -> Response {
+    async fn broadcast_request(&self, ctx: &Context) -> Response {
         let request = match BroadcastRequest::parse(ctx.body()) {
             Ok(request) => request,
             Err(reason) => return bad_request(&reason),
@@ -71,8 +84,25 @@ impl Hub {
         if let Some(name) = request.event {
             event = event.event(name);
         }
-        match self.publish_filtered(&request.channel, event, request.filter) {
-            Ok(id) => Response::json_string(serde_json::json!({ "id": id }).to_string()),
+        match self
+            .publish_filtered(&request.channel, event, request.filter)
+            .await
+        {
+            Ok(id) => {
+                Response::json_string(serde_json::json!({ "id": id.to_string() }).to_string())
+            }
+            Err(PublishError::TooManyChannels { max }) => Response::json_string(
+                serde_json::json!({ "error": format!("too many channels (at most {max})") })
+                    .to_string(),
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            Err(PublishError::Backend(error)) => {
+                tracing::warn!(%error, "broadcast failed");
+                Response::json_string(
+                    serde_json::json!({ "error": "backend unavailable" }).to_string(),
+                )
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
             Err(error) => bad_request(&format!("invalid event: {error}")),
         }
     }

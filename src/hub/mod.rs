@@ -1,83 +1,79 @@
-//! The broadcast hub: named channels that fan one event out to many SSE
-//! subscribers, with metadata filters, replay from a bounded history, and a
-//! per-subscriber slow-consumer policy.
+//! The broadcast hub: the broker's SSE transport. Named channels fan one
+//! event out to many `EventSource` clients, with filters on server-set
+//! metadata, exact resume from history, presence, and a per-subscriber
+//! slow-consumer policy.
 //!
-//! * [`Hub`] — publish from anywhere (sync or async), subscribe from actions.
-//! * [`Subscription`] — which channels a request subscribes to, with metadata.
-//! * [`Filter`] — deliver only to subscribers whose metadata matches.
-//! * [`HubStats`] — connections, subscribers per channel, counters.
-//! * `Hub::mount` — the lucky-sse one-liner: `GET /hub`, `GET /hub/stats`,
-//!   `POST /hub/broadcast`.
+//! * [`Hub`] — publish from anywhere, subscribe from actions.
+//! * [`Subscription`] — which channels a request subscribes to, with its
+//!   metadata.
+//! * `sink` — the SSE sink: frames, ids and multi-channel cursors.
+//! * [`HubStats`] — connections, channels, counters.
+//! * `Hub::mount` — `GET /hub`, `GET /hub/stats`, `POST /hub/broadcast` in
+//!   one line.
 //!
 //! See `docs/hub.md`.
 
-mod filter;
 mod http;
-mod state;
+mod sink;
 mod stats;
 mod subscription;
 
-pub use filter::{Filter, Metadata};
-pub use stats::HubStats;
+pub use crate::broker::{Filter, Member, Metadata, SlowConsumer};
+pub use stats::{HubStats, PER_CHANNEL_LIMIT};
 pub use subscription::Subscription;
 
 use std::{
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+        Arc,
     },
     time::Duration,
 };
-use tokio::time::Instant;
 
 use crate::{
+    broker::{Backend, BackendError, Broker, BrokerBuilder, Position, Publication, PublishError},
     context::Context,
-    sse::{Event, FrameError},
+    sse::Event,
 };
-use state::{Limits, State};
 
-/// What happens to a subscriber whose queue is full (it reads slower than
-/// events are published). Applies to that subscriber alone: the publisher
-/// and the other subscribers never wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SlowConsumer {
-    /// End its stream (cleanly, after what is queued). `EventSource`
-    /// reconnects with its `Last-Event-ID` and gets what it missed from
-    /// history: nothing is lost while the history reaches back far enough.
-    #[default]
-    Disconnect,
-    /// Drop the events that do not fit, and send `event: gap` (data: how many
-    /// were dropped) before the next one that does.
-    DropWithGap,
-}
-
-/// A join or leave of one subscriber on one channel.
+/// A join or leave of one subscriber on one channel, as the presence hooks
+/// see it.
 ///
-/// Hooks run outside the hub's lock, so they may publish through
-/// [`hub`](Self::hub) — to announce who is here, say.
+/// Hooks run outside every lock of the hub, so they may publish through
+/// [`hub`](Self::hub).
 #[derive(Debug)]
-pub struct Presence<'a> {
+pub struct PresenceChange<'a> {
     /// The hub, to publish from the hook.
     pub hub: &'a Hub,
     /// The channel joined or left.
     pub channel: &'a str,
-    /// The subscriber's id, unique within this hub.
-    pub subscriber: u64,
+    /// The subscriber's member id, unique within the broker.
+    pub member_id: &'a str,
     /// The subscriber's metadata.
     pub metadata: &'a [(String, String)],
 }
 
-type PresenceHook = Arc<dyn Fn(&Presence<'_>) + Send + Sync>;
+type PresenceHook = Arc<dyn Fn(&PresenceChange<'_>) + Send + Sync>;
 type Authorize = Arc<dyn Fn(&Context, &str) -> bool + Send + Sync>;
+type Identify = Arc<dyn Fn(&Context) -> Metadata + Send + Sync>;
 
-/// A fan-out hub of named channels. Cheap to clone; clones share everything.
+/// Default SSE frames queued per subscriber before the slow-consumer policy
+/// applies.
+pub const DEFAULT_QUEUE: usize = 256;
+/// Default cap on the channels one subscription may join.
+pub const DEFAULT_MAX_CHANNELS_PER_SUBSCRIPTION: usize = 32;
+
+pub use crate::broker::{DEFAULT_HISTORY, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES};
+
+/// A fan-out hub of named channels over SSE. Cheap to clone; clones share
+/// everything.
 ///
 /// # Example
 ///
 /// ```
 /// use rill::{hub::Hub, sse::Event, Context, Response, Router};
 ///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::broker::PublishError> {
 /// let hub = Hub::builder().history(1000).build();
 ///
 /// // subscribe from an action...
@@ -90,9 +86,12 @@ type Authorize = Arc<dyn Fn(&Context, &str) -> bool + Send + Sync>;
 ///     }
 /// });
 ///
-/// // ...and publish from anywhere, even synchronous code
-/// let id = hub.publish("lobby", Event::data("hello")).unwrap();
-/// assert_eq!(id, 1);
+/// // ...and publish from anywhere: awaiting the event's id...
+/// let id = hub.publish("lobby", Event::data("hello")).await?;
+/// assert_eq!(id.offset(), 1);
+/// // ...or from synchronous code, without waiting
+/// hub.publish_detached("lobby", Event::data("hello again"))?;
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Hub {
@@ -100,17 +99,20 @@ pub struct Hub {
 }
 
 struct HubInner {
-    state: Mutex<State>,
-    limits: Limits,
+    broker: Broker,
     queue: usize,
+    slow: SlowConsumer,
     heartbeat: Duration,
     retry: Option<Duration>,
+    presence_events: bool,
+    max_channels_per_subscription: usize,
     on_join: Vec<PresenceHook>,
     on_leave: Vec<PresenceHook>,
     authorize_subscribe: Option<Authorize>,
     authorize_broadcast: Option<Authorize>,
+    identify: Option<Identify>,
+    metadata_from_query: bool,
     http_broadcast: bool,
-    next_subscriber: AtomicU64,
     connections: AtomicUsize,
 }
 
@@ -125,47 +127,45 @@ struct HubInner {
 ///     .history_age(Duration::from_secs(600))  // and for at most 10 minutes
 ///     .queue(256)                             // frames queued per subscriber
 ///     .slow_consumer(SlowConsumer::Disconnect)
-///     .on_join(|p| println!("{} joined {}", p.subscriber, p.channel))
+///     .identify(|ctx| vec![("user_id".into(), ctx.header("x-user").unwrap_or("anonymous").into())])
 ///     .authorize_subscribe(|ctx, channel| channel != "admin" || ctx.header("x-admin").is_some())
 ///     .http_broadcast(true)
 ///     .build();
 /// ```
 #[must_use = "a builder does nothing until build() is called"]
 pub struct HubBuilder {
-    history: usize,
-    max_age: Duration,
+    broker: BrokerBuilder,
     queue: usize,
     slow: SlowConsumer,
     heartbeat: Duration,
     retry: Option<Duration>,
+    presence_events: bool,
+    max_channels_per_subscription: usize,
     on_join: Vec<PresenceHook>,
     on_leave: Vec<PresenceHook>,
     authorize_subscribe: Option<Authorize>,
     authorize_broadcast: Option<Authorize>,
+    identify: Option<Identify>,
+    metadata_from_query: bool,
     http_broadcast: bool,
 }
-
-/// Default events kept per channel.
-pub const DEFAULT_HISTORY: usize = 1000;
-/// Default age after which events leave the history.
-pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
-/// Default frames queued per subscriber before the slow-consumer policy
-/// applies.
-pub const DEFAULT_QUEUE: usize = 256;
 
 impl Default for HubBuilder {
     fn default() -> Self {
         HubBuilder {
-            history: DEFAULT_HISTORY,
-            max_age: DEFAULT_HISTORY_AGE,
+            broker: Broker::builder(),
             queue: DEFAULT_QUEUE,
             slow: SlowConsumer::default(),
             heartbeat: crate::sse::DEFAULT_HEARTBEAT,
             retry: None,
+            presence_events: false,
+            max_channels_per_subscription: DEFAULT_MAX_CHANNELS_PER_SUBSCRIPTION,
             on_join: Vec::new(),
             on_leave: Vec::new(),
             authorize_subscribe: None,
             authorize_broadcast: None,
+            identify: None,
+            metadata_from_query: false,
             http_broadcast: false,
         }
     }
@@ -175,13 +175,32 @@ impl HubBuilder {
     /// How many events each channel keeps for replay (default 1000; 0 keeps
     /// none).
     pub fn history(mut self, events: usize) -> Self {
-        self.history = events;
+        self.broker = self.broker.history(events);
+        self
+    }
+
+    /// How many bytes of events each channel keeps (default 1 MiB).
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.broker = self.broker.history_bytes(bytes);
         self
     }
 
     /// How long an event stays in history (default 10 minutes).
     pub fn history_age(mut self, age: Duration) -> Self {
-        self.max_age = age;
+        self.broker = self.broker.history_age(age);
+        self
+    }
+
+    /// The most channels that may exist at once (default 100,000).
+    pub fn max_channels(mut self, channels: usize) -> Self {
+        self.broker = self.broker.max_channels(channels);
+        self
+    }
+
+    /// The most channels one subscription may join (default 32); a request
+    /// asking for more gets `400 Bad Request`.
+    pub fn max_channels_per_subscription(mut self, channels: usize) -> Self {
+        self.max_channels_per_subscription = channels.max(1);
         self
     }
 
@@ -211,15 +230,25 @@ impl HubBuilder {
         self
     }
 
-    /// Called once per channel when a subscriber joins it (after it is
-    /// registered, outside the hub's lock: the hook may publish).
-    pub fn on_join(mut self, hook: impl Fn(&Presence<'_>) + Send + Sync + 'static) -> Self {
+    /// Sends joins and leaves as `event: presence` to the subscriptions that
+    /// ask for them ([`Subscription::presence`], or `?presence=1` on a
+    /// mounted hub): at most one per channel per `interval`, with the
+    /// members that joined (and their metadata) and the ids that left.
+    pub fn presence_events(mut self, interval: Duration) -> Self {
+        self.broker = self.broker.presence_events(interval);
+        self.presence_events = true;
+        self
+    }
+
+    /// Called once per channel when a subscriber joins it, outside every
+    /// lock (the hook may publish).
+    pub fn on_join(mut self, hook: impl Fn(&PresenceChange<'_>) + Send + Sync + 'static) -> Self {
         self.on_join.push(Arc::new(hook));
         self
     }
 
     /// Called once per channel when a subscriber's connection ends.
-    pub fn on_leave(mut self, hook: impl Fn(&Presence<'_>) + Send + Sync + 'static) -> Self {
+    pub fn on_leave(mut self, hook: impl Fn(&PresenceChange<'_>) + Send + Sync + 'static) -> Self {
         self.on_leave.push(Arc::new(hook));
         self
     }
@@ -246,6 +275,30 @@ impl HubBuilder {
         self
     }
 
+    /// Computes a subscriber's metadata from its request on the server side
+    /// (a session cookie, a verified token): what publication filters match.
+    /// Pairs an action sets with [`Subscription::metadata`] come after.
+    pub fn identify(
+        mut self,
+        identify: impl Fn(&Context) -> Metadata + Send + Sync + 'static,
+    ) -> Self {
+        self.identify = Some(Arc::new(identify));
+        self
+    }
+
+    /// Also takes metadata from the subscription request's query
+    /// parameters (all but `channel`, `lastEventId` and `presence`), as
+    /// lucky_sse does. **Off by default, and a risk when on:** a client then
+    /// chooses its own metadata, so a filter on, say, `user_id` delivers to
+    /// whoever asks for `?user_id=7`. Server-set pairs (from
+    /// [`identify`](Self::identify) and the action) always win over query
+    /// pairs of the same name. Use it only for metadata that selects
+    /// nothing private (a topic, a language).
+    pub fn metadata_from_query(mut self, enabled: bool) -> Self {
+        self.metadata_from_query = enabled;
+        self
+    }
+
     /// Mounts `POST <path>/broadcast` with [`Hub::mount`]. Off by default:
     /// publishing over HTTP is a decision, not an accident.
     pub fn http_broadcast(mut self, enabled: bool) -> Self {
@@ -253,26 +306,31 @@ impl HubBuilder {
         self
     }
 
+    /// Runs the hub on `backend` instead of the in-memory one (see
+    /// [`Backend`]).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.broker = self.broker.backend(backend);
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
-                state: Mutex::new(State::default()),
-                limits: Limits {
-                    history: self.history,
-                    queue: self.queue,
-                    max_age: self.max_age,
-                    slow: self.slow,
-                },
+                broker: self.broker.build(),
                 queue: self.queue,
+                slow: self.slow,
                 heartbeat: self.heartbeat,
                 retry: self.retry,
+                presence_events: self.presence_events,
+                max_channels_per_subscription: self.max_channels_per_subscription,
                 on_join: self.on_join,
                 on_leave: self.on_leave,
                 authorize_subscribe: self.authorize_subscribe,
                 authorize_broadcast: self.authorize_broadcast,
+                identify: self.identify,
+                metadata_from_query: self.metadata_from_query,
                 http_broadcast: self.http_broadcast,
-                next_subscriber: AtomicU64::new(1),
                 connections: AtomicUsize::new(0),
             }),
         }
@@ -282,10 +340,10 @@ impl HubBuilder {
 impl std::fmt::Debug for HubBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubBuilder")
-            .field("history", &self.history)
-            .field("max_age", &self.max_age)
+            .field("broker", &self.broker)
             .field("queue", &self.queue)
             .field("slow", &self.slow)
+            .field("metadata_from_query", &self.metadata_from_query)
             .field("http_broadcast", &self.http_broadcast)
             .finish_non_exhaustive()
     }
@@ -308,17 +366,26 @@ impl Hub {
         HubBuilder::default()
     }
 
+    /// The broker underneath: for other transports on the same channels,
+    /// and for [`Broker::stats`].
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
+    }
+
     /// Publishes `event` on `channel` to every subscriber, and keeps it in
-    /// the channel's history. Returns at once with the id the hub gave the
-    /// event (any id set on the event is replaced); never waits on a
-    /// subscriber, so it works from synchronous code too.
+    /// the channel's history. Resolves to the event's id (its position in the
+    /// channel: any id set on the event is replaced); never waits on a
+    /// subscriber. The event's name is kept; `retry` is not (set it for
+    /// every subscription with [`HubBuilder::retry`]).
     ///
     /// # Errors
     ///
-    /// [`FrameError`] when the event's name has a line break; nothing is
-    /// published.
-    pub fn publish(&self, channel: &str, event: Event) -> Result<u64, FrameError> {
-        self.publish_inner(channel, event, None)
+    /// [`PublishError`]: an event name with a line break, an invalid
+    /// channel name, too many channels, or a backend failure. Nothing was
+    /// published then.
+    pub async fn publish(&self, channel: &str, event: Event) -> Result<Position, PublishError> {
+        let publication = publication(event, None)?;
+        self.inner.broker.publish(channel, publication).await
     }
 
     /// Publishes to the subscribers of `channel` whose metadata matches
@@ -327,76 +394,103 @@ impl Hub {
     /// # Errors
     ///
     /// As for [`publish`](Self::publish).
-    pub fn publish_filtered(
+    pub async fn publish_filtered(
         &self,
         channel: &str,
         event: Event,
         filter: Filter,
-    ) -> Result<u64, FrameError> {
-        let filter = (!filter.is_empty()).then(|| Arc::new(filter));
-        self.publish_inner(channel, event, filter)
+    ) -> Result<Position, PublishError> {
+        let publication = publication(event, Some(filter))?;
+        self.inner.broker.publish(channel, publication).await
     }
 
-    fn publish_inner(
+    /// Publishes without waiting for the id, from synchronous code (a
+    /// callback, a presence hook): see [`Broker::publish_detached`].
+    ///
+    /// # Errors
+    ///
+    /// What can be known at once: see [`Broker::publish_detached`].
+    pub fn publish_detached(&self, channel: &str, event: Event) -> Result<(), PublishError> {
+        let publication = publication(event, None)?;
+        self.inner.broker.publish_detached(channel, publication)
+    }
+
+    /// [`publish_filtered`](Self::publish_filtered) without waiting for the
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`publish_detached`](Self::publish_detached).
+    pub fn publish_filtered_detached(
         &self,
         channel: &str,
         event: Event,
-        filter: Option<Arc<Filter>>,
-    ) -> Result<u64, FrameError> {
-        let now = Instant::now();
-        self.lock()
-            .publish(&self.inner.limits, channel, event, filter, now)
+        filter: Filter,
+    ) -> Result<(), PublishError> {
+        let publication = publication(event, Some(filter))?;
+        self.inner.broker.publish_detached(channel, publication)
     }
 
-    /// How many subscribers `channel` has right now.
-    pub fn subscribers(&self, channel: &str) -> usize {
-        self.lock().subscribers(channel)
+    /// How many subscribers `channel` has in this process right now.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.inner.broker.subscriber_count(channel)
     }
 
-    /// Connections, subscribers per channel, and counters, all exact.
-    pub fn stats(&self) -> HubStats {
-        let state = self.lock();
-        let mut channels = state.channel_counts();
-        channels.sort();
-        let c = state.counters;
-        HubStats {
-            connections: self.inner.connections.load(Ordering::Acquire),
-            channels,
-            published: c.published,
-            delivered: c.delivered,
-            dropped: c.dropped,
-            slow_disconnects: c.slow_disconnects,
-        }
+    /// Who is on `channel`: every subscriber, with the metadata the server
+    /// gave it.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when the backend cannot tell.
+    pub async fn presence(&self, channel: &str) -> Result<Vec<Member>, BackendError> {
+        self.inner.broker.presence(channel).await
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent between
-        // statements that can panic, so a poisoned lock is still usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Connections, channels and counters. `per_channel` adds subscribers
+    /// per channel (of the [`PER_CHANNEL_LIMIT`] busiest channels).
+    pub fn stats(&self, per_channel: bool) -> HubStats {
+        HubStats::new(
+            self.inner.connections.load(Ordering::Acquire),
+            self.inner.broker.stats(per_channel),
+        )
     }
 
-    fn presence(
+    fn presence_hooks(
         &self,
         hooks: &[PresenceHook],
-        id: u64,
+        member_id: &str,
         channels: &[String],
         metadata: &[(String, String)],
     ) {
         for channel in channels {
-            let presence = Presence {
+            let change = PresenceChange {
                 hub: self,
                 channel,
-                subscriber: id,
+                member_id,
                 metadata,
             };
             for hook in hooks {
-                hook(&presence);
+                hook(&change);
             }
         }
     }
+}
+
+/// An SSE event as a publication: its name (validated) and data; a missing
+/// data is an empty message.
+fn publication(event: Event, filter: Option<Filter>) -> Result<Publication, PublishError> {
+    // The name is the only field a client reads as a line of its own.
+    Event::data("")
+        .event(event.event_type().unwrap_or_default())
+        .validate()?;
+    let mut publication = Publication::new(event.payload().unwrap_or_default());
+    if let Some(name) = event.event_type() {
+        publication = publication.event(name);
+    }
+    if let Some(filter) = filter {
+        publication = publication.filter(filter);
+    }
+    Ok(publication)
 }
 
 impl std::fmt::Debug for Hub {
@@ -406,6 +500,7 @@ impl std::fmt::Debug for Hub {
                 "connections",
                 &self.inner.connections.load(Ordering::Relaxed),
             )
+            .field("broker", &self.inner.broker)
             .finish_non_exhaustive()
     }
 }

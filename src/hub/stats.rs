@@ -1,25 +1,36 @@
 //! [`HubStats`]: what a hub is doing, for `GET <path>/stats` and metrics.
 
+use crate::broker::BrokerStats;
+
+/// The most channels listed one by one in [`HubStats::channels`]: the
+/// busiest, so the answer stays small however many channels exist.
+pub const PER_CHANNEL_LIMIT: usize = 1000;
+
 /// A snapshot of a hub's activity.
 ///
 /// ```
 /// use rill::{hub::Hub, sse::Event};
 ///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let hub = Hub::new();
-/// hub.publish("news", Event::data("hi")).unwrap();
-/// let stats = hub.stats();
+/// hub.publish("news", Event::data("hi")).await.unwrap();
+/// let stats = hub.stats(true);
 /// assert_eq!(stats.published, 1);
 /// assert_eq!(
 ///     stats.to_json(),
-///     r#"{"channels":{"news":0},"connections":0,"delivered":0,"dropped":0,"published":1,"slow_disconnects":0}"#
+///     r#"{"channel_count":0,"channels":{},"connections":0,"delivered":0,"dropped":0,"published":1,"resets":0,"slow_disconnects":0}"#
 /// );
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HubStats {
     /// Subscriber connections open now.
     pub connections: usize,
-    /// Every known channel with its subscriber count, by name.
+    /// Channels with subscribers in this process.
+    pub channel_count: usize,
+    /// Subscribers per channel, by name: the [`PER_CHANNEL_LIMIT`] busiest
+    /// channels (empty unless asked for).
     pub channels: Vec<(String, usize)>,
     /// Events published since the hub was built.
     pub published: u64,
@@ -30,9 +41,30 @@ pub struct HubStats {
     pub dropped: u64,
     /// Subscribers disconnected for being too slow.
     pub slow_disconnects: u64,
+    /// Resets sent to subscribers that could not be continued.
+    pub resets: u64,
 }
 
 impl HubStats {
+    pub(super) fn new(connections: usize, broker: BrokerStats) -> Self {
+        let mut channels = broker.channels;
+        if channels.len() > PER_CHANNEL_LIMIT {
+            channels.select_nth_unstable_by(PER_CHANNEL_LIMIT - 1, |a, b| b.1.cmp(&a.1));
+            channels.truncate(PER_CHANNEL_LIMIT);
+            channels.sort();
+        }
+        HubStats {
+            connections,
+            channel_count: broker.channels_with_subscribers,
+            channels,
+            published: broker.published,
+            delivered: broker.delivered,
+            dropped: broker.dropped,
+            slow_disconnects: broker.slow_disconnects,
+            resets: broker.resets,
+        }
+    }
+
     /// The stats as compact JSON, keys in alphabetical order.
     pub fn to_json(&self) -> String {
         let channels: serde_json::Map<String, serde_json::Value> = self
@@ -42,11 +74,13 @@ impl HubStats {
             .collect();
         serde_json::json!({
             "connections": self.connections,
+            "channel_count": self.channel_count,
             "channels": channels,
             "published": self.published,
             "delivered": self.delivered,
             "dropped": self.dropped,
             "slow_disconnects": self.slow_disconnects,
+            "resets": self.resets,
         })
         .to_string()
     }

@@ -1,24 +1,26 @@
 //! [`Subscription`]: turning a request into a hub subscriber.
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
-use std::sync::{atomic::Ordering, Arc};
-use tokio::time::Instant;
+use http::StatusCode;
+use std::sync::{atomic::Ordering, Arc, Mutex, PoisonError};
 
-use super::{state::Subscriber, Hub, Metadata};
+use super::{sink, sink::SseSink, Hub, Metadata};
 use crate::{
+    broker::{SubscribeError, SubscribeOptions, MAX_CHANNEL_NAME},
     context::Context,
-    live::{self, Feed},
+    live,
     response::Response,
     sse::{self, Event, SseOptions},
 };
 
 /// Which channels a request subscribes to, and the subscriber's metadata.
 ///
-/// Metadata starts as the request's query parameters (all but `channel` and
-/// `lastEventId`); pairs set here replace query pairs of the same name, so an
-/// action can pin what the client must not choose (a user id from its
-/// session, say).
+/// Metadata is what publication filters match, so it comes from the server:
+/// pairs set here by the action, after those of
+/// [`HubBuilder::identify`](super::HubBuilder::identify). The client's query
+/// parameters count only with
+/// [`HubBuilder::metadata_from_query`](super::HubBuilder::metadata_from_query),
+/// and never over a server-set pair.
 ///
 /// ```
 /// use rill::{hub::{Hub, Subscription}, Context, Response};
@@ -32,6 +34,7 @@ use crate::{
 pub struct Subscription {
     channels: Vec<String>,
     metadata: Metadata,
+    presence: Option<bool>,
 }
 
 impl Subscription {
@@ -47,115 +50,170 @@ impl Subscription {
         self
     }
 
-    /// Sets metadata `name` to `value`, replacing what the query said.
+    /// Sets metadata `name` to `value`.
     pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.push((name.into(), value.into()));
         self
     }
+
+    /// Receives `event: presence` messages (with
+    /// [`HubBuilder::presence_events`](super::HubBuilder::presence_events)
+    /// on). Without this, a mounted hub's `?presence=1` decides.
+    pub fn presence(mut self, enabled: bool) -> Self {
+        self.presence = Some(enabled);
+        self
+    }
 }
+
+/// Query parameters that are the subscription's own, never metadata.
+const RESERVED: [&str; 3] = ["channel", "lastEventId", "presence"];
 
 impl Hub {
     /// Answers `ctx` with an SSE stream of the subscription's channels.
     ///
     /// A client reconnecting with `Last-Event-ID` (or `?lastEventId=`) first
     /// gets every event it missed that is still in history, in order, then
-    /// the live ones — nothing twice, nothing lost in between. When its id is
-    /// older than a channel's history, it first gets `event: reset` (data: the
-    /// channel name): events were lost, reload the state.
+    /// the live ones — each exactly once. When continuity is lost (its id is
+    /// of another epoch — the server restarted —, older than the history, or
+    /// not an id of this subscription), it first gets `event: reset` (data:
+    /// the channel name), then what the history holds: reload your state.
     ///
-    /// Answers `400` without any channel, `403` when
+    /// Answers `400` without any channel, with more than
+    /// [`max_channels_per_subscription`](super::HubBuilder::max_channels_per_subscription)
+    /// or with an invalid channel name, `403` when
     /// [`authorize_subscribe`](super::HubBuilder::authorize_subscribe)
-    /// refuses a channel.
+    /// refuses a channel, `503` past the broker's channel cap.
     pub fn subscribe(&self, ctx: Context, subscription: Subscription) -> Response {
+        let inner = &self.inner;
         let mut channels = subscription.channels;
         if channels.is_empty() {
             channels = ctx.query_all("channel").map(str::to_owned).collect();
         }
         channels.sort();
         channels.dedup();
-        if channels.is_empty() {
-            return Response::text("subscribe to at least one channel: ?channel=NAME\n")
-                .with_status(StatusCode::BAD_REQUEST);
+        if let Some(refusal) = self.refuse(&ctx, &channels) {
+            return refusal;
         }
-        if let Some(authorize) = &self.inner.authorize_subscribe {
-            if !channels.iter().all(|channel| authorize(&ctx, channel)) {
-                return Response::text("forbidden\n").with_status(StatusCode::FORBIDDEN);
-            }
-        }
-        let mut metadata: Metadata = ctx
-            .query_pairs()
-            .iter()
-            .filter(|(name, _)| name != "channel" && name != "lastEventId")
-            .filter(|(name, _)| !subscription.metadata.iter().any(|(n, _)| n == name))
-            .cloned()
-            .collect();
-        metadata.extend(subscription.metadata);
-        let resume = sse::last_event_id(ctx.headers(), ctx.query("lastEventId"))
-            .as_deref()
-            .and_then(sse::numeric_id);
+        let metadata = self.metadata(&ctx, subscription.metadata);
+        let presence = subscription.presence.unwrap_or_else(|| {
+            ctx.query("presence")
+                .is_some_and(|v| v == "1" || v == "true")
+        });
+        let last_event_id = sse::last_event_id(ctx.headers(), ctx.query("lastEventId"));
+        let resume = sink::resume_points(last_event_id.as_deref(), channels.len());
+        let options = sse::live_options(&SseOptions::new().heartbeat(inner.heartbeat));
 
-        let mut options = sse::live_options(
-            &SseOptions::new()
-                .heartbeat(self.inner.heartbeat)
-                .capacity(self.inner.queue),
-        );
-        options.tracker = Some(ctx.tracker().clone());
-        if ctx.method() == Method::HEAD {
-            return live::head_response(&options);
-        }
-
-        let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        let channels: Arc<[String]> = channels.into();
-        let metadata = Arc::new(metadata);
-        let closer = {
-            let hub = self.clone();
-            Arc::new(move || hub.lock().close(id))
-        };
-        let on_drop = {
-            let hub = self.clone();
-            let (channels, metadata) = (channels.clone(), metadata.clone());
-            Box::new(move || {
-                hub.lock().remove(id);
-                hub.inner.connections.fetch_sub(1, Ordering::AcqRel);
-                hub.presence(&hub.inner.on_leave, id, &channels, &metadata);
-            })
-        };
-        let (Feed { mut tx, shared }, response) = live::feed_response(&options, closer, on_drop);
-        self.inner.connections.fetch_add(1, Ordering::AcqRel);
-
-        let mut first = bytes::BytesMut::new();
-        if let Some(retry) = self.inner.retry {
-            if let Err(error) = Event::new().retry(retry).encode_into(None, &mut first) {
-                tracing::warn!(%error, "could not encode the retry frame");
-            }
-        }
-        {
-            let mut state = self.lock();
-            let replay = {
-                let subscriber = Subscriber::new(
-                    tx.clone(),
-                    shared.clone(),
-                    metadata.clone(),
-                    channels.clone(),
-                );
-                state.subscribe(&self.inner.limits, id, subscriber, resume, Instant::now())
+        ctx.start_live(options, |_ctx, options| {
+            let channels: Arc<[String]> = channels.into();
+            // Filled below; taken (and dropped: the subscription leaves its
+            // channels) when the body is.
+            let slot: Arc<Mutex<Option<crate::broker::BrokerSubscription>>> = Arc::default();
+            let on_drop = {
+                let (hub, slot, metadata) = (self.clone(), slot.clone(), metadata.clone());
+                let channels = channels.clone();
+                Box::new(move || {
+                    let subscription = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    if let Some(subscription) = subscription {
+                        let member = subscription.member_id().to_owned();
+                        drop(subscription);
+                        hub.inner.connections.fetch_sub(1, Ordering::AcqRel);
+                        hub.presence_hooks(&hub.inner.on_leave, &member, &channels, &metadata);
+                    }
+                })
             };
-            first.extend_from_slice(&replay);
-            // Still under the lock: the replay is queued before any event
-            // published after the snapshot. A fresh channel always has room
-            // for one message.
-            if !first.is_empty() {
-                shared.sending();
-                if tx.try_send(Bytes::from(first)).is_err() {
-                    shared.not_sent();
-                    tracing::debug!(subscriber = id, "subscriber left before its replay");
+            let (feed, response) = live::feed_response(&options, on_drop);
+            if let Some(retry) = inner.retry {
+                let mut first = bytes::BytesMut::new();
+                if Event::new()
+                    .retry(retry)
+                    .encode_into(None, &mut first)
+                    .is_ok()
+                {
+                    let _ = feed.with_state(|state| state.batch.push(Bytes::from(first)));
                 }
             }
-        }
-        drop(tx);
-        self.presence(&self.inner.on_join, id, &channels, &metadata);
-        response
+            let sink = Arc::new(SseSink::new(
+                feed.clone(),
+                metadata.clone(),
+                inner.queue,
+                channels.clone(),
+            ));
+            let subscription = inner.broker.subscribe(
+                sink,
+                SubscribeOptions {
+                    slow_consumer: inner.slow,
+                    presence: presence && inner.presence_events,
+                },
+            );
+            for (channel, since) in channels.iter().zip(resume) {
+                if let Err(error) = subscription.join(channel, since) {
+                    feed.close();
+                    return refused(&error);
+                }
+            }
+            let member = subscription.member_id().to_owned();
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(subscription);
+            inner.connections.fetch_add(1, Ordering::AcqRel);
+            self.presence_hooks(&inner.on_join, &member, &channels, &metadata);
+            response
+        })
     }
+
+    /// The answer to a subscription that cannot be, if it cannot.
+    fn refuse(&self, ctx: &Context, channels: &[String]) -> Option<Response> {
+        let bad = |text: String| Some(Response::text(text).with_status(StatusCode::BAD_REQUEST));
+        if channels.is_empty() {
+            return bad("subscribe to at least one channel: ?channel=NAME\n".into());
+        }
+        let max = self.inner.max_channels_per_subscription;
+        if channels.len() > max {
+            return bad(format!("at most {max} channels per subscription\n"));
+        }
+        if channels
+            .iter()
+            .any(|c| c.is_empty() || c.len() > MAX_CHANNEL_NAME)
+        {
+            return bad(format!("channel names are 1 to {MAX_CHANNEL_NAME} bytes\n"));
+        }
+        if let Some(authorize) = &self.inner.authorize_subscribe {
+            if !channels.iter().all(|channel| authorize(ctx, channel)) {
+                return Some(Response::text("forbidden\n").with_status(StatusCode::FORBIDDEN));
+            }
+        }
+        None
+    }
+
+    /// The subscriber's metadata: the server's (identify hook, then the
+    /// action's pairs), then — only if enabled — query pairs of other names.
+    fn metadata(&self, ctx: &Context, pinned: Metadata) -> Metadata {
+        let mut metadata = match &self.inner.identify {
+            Some(identify) => identify(ctx),
+            None => Vec::new(),
+        };
+        for (name, value) in pinned {
+            metadata.retain(|(n, _)| *n != name);
+            metadata.push((name, value));
+        }
+        if self.inner.metadata_from_query {
+            let from_query: Vec<(String, String)> = ctx
+                .query_pairs()
+                .iter()
+                .filter(|(name, _)| !RESERVED.contains(&name.as_str()))
+                .filter(|(name, _)| !metadata.iter().any(|(n, _)| n == name))
+                .cloned()
+                .collect();
+            metadata.extend(from_query);
+        }
+        metadata
+    }
+}
+
+fn refused(error: &SubscribeError) -> Response {
+    let status = match error {
+        SubscribeError::TooManyChannels { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Response::text(format!("{error}\n")).with_status(status)
 }
 
 impl Context {

@@ -1,35 +1,33 @@
-//! Live responses: a spawned writer pushes chunks through a bounded channel
-//! that the response body pulls.
+//! Live responses: a spawned writer pushes chunks through the pipe that the
+//! response body pulls.
 //!
 //! The pieces: [`LiveStream`] (the writer's end), the writer task and its
-//! [`WriterHandle`], the body ([`crate::Body`]) that pulls the channel, and
-//! [`LiveTracker`], which counts open responses and closes them on shutdown.
+//! [`WriterHandle`], and [`LiveTracker`], which counts open responses and
+//! closes them on shutdown. The pipe itself (and its invariants) is
+//! `crate::pipe`; the body that pulls it is [`crate::Body`].
 
-mod pending;
-pub(crate) mod shared;
 mod stream;
 mod task;
 mod tracker;
 
+pub use crate::pipe::DEFAULT_BUFFER_LIMIT;
 pub use stream::LiveStream;
 pub use task::{WriterHandle, WriterResult};
 pub use tracker::LiveTracker;
 
-pub(crate) use pending::COPY_BELOW;
-pub(crate) use shared::Shared;
-pub(crate) use tracker::ActiveGuard;
-
 use bytes::Bytes;
-use futures_channel::mpsc;
 use http::{header, HeaderValue, StatusCode};
 use std::{borrow::Cow, future::Future, sync::Arc};
 
-use crate::{body::Body, charset::Charset, error::BoxError, response::Response};
+use crate::{
+    body::Body,
+    charset::Charset,
+    error::BoxError,
+    pipe::{self, PipeFeed},
+    response::Response,
+};
 
-/// The default capacity of the channel between writer and body, in chunks.
-pub const DEFAULT_CAPACITY: usize = 8;
-
-/// How a live response is set up: channel capacity, charset, content type,
+/// How a live response is set up: buffer limit, charset, content type,
 /// status, tracker.
 ///
 /// # Example
@@ -38,13 +36,13 @@ pub const DEFAULT_CAPACITY: usize = 8;
 /// use rill::{Charset, LiveOptions};
 ///
 /// let options = LiveOptions::new()
-///     .capacity(32)
+///     .buffer_limit(64 * 1024)
 ///     .content_type("text/csv")
 ///     .charset(Charset::for_label("windows-1252").unwrap());
 /// ```
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
-    pub(crate) capacity: usize,
+    pub(crate) buffer_limit: usize,
     pub(crate) charset: Charset,
     pub(crate) content_type: Cow<'static, str>,
     pub(crate) status: StatusCode,
@@ -59,7 +57,7 @@ pub struct LiveOptions {
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
-            capacity: DEFAULT_CAPACITY,
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
             charset: Charset::UTF_8,
             content_type: Cow::Borrowed("text/plain"),
             status: StatusCode::OK,
@@ -71,15 +69,19 @@ impl Default for LiveOptions {
 }
 
 impl LiveOptions {
-    /// The defaults: capacity 8, UTF-8, `text/plain`, `200 OK`, no tracker.
+    /// The defaults: a 256 KiB buffer limit, UTF-8, `text/plain`, `200 OK`,
+    /// no tracker.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many chunks may wait between writer and body before `write`
-    /// waits (at least 1).
-    pub fn capacity(mut self, chunks: usize) -> Self {
-        self.capacity = chunks.max(1);
+    /// The most bytes written and not yet taken by the body (default
+    /// 256 KiB, at least 1): the memory a slow client can hold up. A write
+    /// that would pass it waits until the client has read what is queued; a
+    /// single chunk larger than the limit is sent alone, once nothing else
+    /// is queued.
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes.max(1);
         self
     }
 
@@ -183,18 +185,20 @@ where
     F: FnOnce(LiveStream) -> Fut,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Bytes>(options.capacity);
-    let shared = Arc::new(Shared::default());
+    let (pipe_writer, reader) = pipe::channel(options.buffer_limit);
+    let shared = pipe_writer.shared().clone();
     let active = options
         .tracker
         .as_ref()
-        .map(|tracker| Arc::new(tracker.register(&shared, None)));
-    let keep_open = tx.clone();
-    let stream = LiveStream::new(tx, shared.clone(), options.charset);
+        .map(|tracker| Arc::new(tracker.register(&shared)));
+    let keep_open = pipe_writer.keep_open();
+    let stream = LiveStream::new(pipe_writer, options.charset);
     let writer_guard = options.tracker.as_ref().map(LiveTracker::writer_started);
+    let outcome = Arc::new(task::Outcome::default());
     let task = task::WriterTask::new(
         writer(stream),
-        shared.clone(),
+        shared,
+        outcome.clone(),
         keep_open,
         writer_guard,
         active.clone(),
@@ -203,43 +207,31 @@ where
     if let (Some(tracker), Some(active)) = (&options.tracker, &active) {
         tracker.set_abort(active.id, join.abort_handle());
     }
-
-    let handle = WriterHandle::new(shared.clone());
-    let body = Body::live(rx, shared, active, options.heartbeat.clone());
-    let mut response = Response::from_parts(options.status, body).with_writer(handle);
+    let guard = active.map(|a| a as Arc<dyn Send + Sync>);
+    let body = Body::live(reader, guard, options.heartbeat.clone());
+    let mut response = Response::from_parts(options.status, body);
+    response.set_writer(WriterHandle::new(outcome));
     set_live_headers(response.headers_mut(), options.content_type_value());
     response
 }
 
-/// A live response fed by someone other than a writer task (a hub): the
-/// caller appends encoded frames to the shared pending batch (and wakes the
-/// body it parked there); the sender carries at most a first message, and
-/// closing it — after setting `CLOSED` — ends the body.
-pub(crate) struct Feed {
-    pub(crate) tx: mpsc::Sender<Bytes>,
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// Builds a writer-less live response. `closer` is how the tracker ends it
-/// on shutdown (the feeder must close its sender); `on_drop` runs when hyper
-/// drops the body.
+/// A live response fed by a broker rather than a writer task: the feed
+/// offers frames to the pipe's batch, and closes it to end the body. The
+/// response is registered with the options' tracker (a shutdown closes the
+/// feed); `on_drop` runs when hyper drops the body.
 pub(crate) fn feed_response(
     options: &LiveOptions,
-    closer: tracker::Closer,
     on_drop: Box<dyn FnOnce() + Send>,
-) -> (Feed, Response) {
-    let (tx, rx) = mpsc::channel::<Bytes>(options.capacity);
-    let shared = Arc::new(Shared::default());
-    let active = options
+) -> (PipeFeed, Response) {
+    let (feed, reader) = pipe::feed(options.buffer_limit);
+    let guard = options
         .tracker
         .as_ref()
-        .map(|tracker| Arc::new(tracker.register(&shared, Some(closer))));
-    let body = Body::live(rx, shared.clone(), active, options.heartbeat.clone())
-        .on_drop(on_drop)
-        .fed_through_batch();
+        .map(|tracker| Arc::new(tracker.register(feed.shared())) as Arc<dyn Send + Sync>);
+    let body = Body::live(reader, guard, options.heartbeat.clone()).on_drop(on_drop);
     let mut response = Response::from_parts(options.status, body);
     set_live_headers(response.headers_mut(), options.content_type_value());
-    (Feed { tx, shared }, response)
+    (feed, response)
 }
 
 /// The headers of every live response (SSE included), set in this one place.

@@ -10,12 +10,14 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
 };
+use tokio::sync::Notify;
 
-use super::{
-    shared::{Shared, CLOSED, FAILED},
-    tracker::{ActiveGuard, WriterGuard},
+use super::tracker::{ActiveGuard, WriterGuard};
+use crate::{
+    error::{BoxError, LiveError, SendError, WriterError},
+    pipe::{Shared, CLOSED, FAILED},
+    response::Response,
 };
-use crate::error::{BoxError, LiveError, WriterError};
 
 /// The outcome of a live writer: `Ok` when it returned `Ok(())`.
 pub type WriterResult = Result<(), WriterError>;
@@ -24,6 +26,8 @@ pub type WriterResult = Result<(), WriterError>;
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     result: Mutex<Option<WriterResult>>,
+    /// Woken once the result is set.
+    set: Notify,
 }
 
 impl Outcome {
@@ -32,6 +36,18 @@ impl Outcome {
         self.result
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Response {
+    /// A handle on the live writer task (the seed's `live-promise`): await it
+    /// for the writer's result. `None` for responses without a writer task.
+    pub fn writer(&self) -> Option<WriterHandle> {
+        self.extension::<WriterHandle>().cloned()
+    }
+
+    pub(crate) fn set_writer(&mut self, writer: WriterHandle) {
+        self.insert_extension(writer);
     }
 }
 
@@ -57,17 +73,17 @@ impl Outcome {
 /// ```
 #[derive(Clone)]
 pub struct WriterHandle {
-    shared: Arc<Shared>,
+    outcome: Arc<Outcome>,
 }
 
 impl WriterHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        WriterHandle { shared }
+    pub(crate) fn new(outcome: Arc<Outcome>) -> Self {
+        WriterHandle { outcome }
     }
 
     /// Whether the writer has finished.
     pub fn is_finished(&self) -> bool {
-        self.shared.outcome().lock().is_some()
+        self.outcome.lock().is_some()
     }
 }
 
@@ -78,10 +94,10 @@ impl IntoFuture for WriterHandle {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             loop {
-                let notified = self.shared.notifier().notified();
+                let notified = self.outcome.set.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(result) = self.shared.outcome().lock().clone() {
+                if let Some(result) = self.outcome.lock().clone() {
                     return result;
                 }
                 notified.await;
@@ -101,14 +117,14 @@ impl std::fmt::Debug for WriterHandle {
 /// Records the outcome; dropped unused when the task is aborted, which it
 /// records as `Cancelled`.
 pub(crate) struct Reporter {
-    shared: Arc<Shared>,
+    outcome: Arc<Outcome>,
     reported: bool,
 }
 
 impl Reporter {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(outcome: Arc<Outcome>) -> Self {
         Reporter {
-            shared,
+            outcome,
             reported: false,
         }
     }
@@ -119,8 +135,8 @@ impl Reporter {
     }
 
     fn record(&self, result: WriterResult) {
-        *self.shared.outcome().lock() = Some(result);
-        self.shared.notifier().notify_waiters();
+        *self.outcome.lock() = Some(result);
+        self.outcome.set.notify_waiters();
     }
 }
 
@@ -153,13 +169,14 @@ impl<F> WriterTask<F> {
     pub(crate) fn new(
         writer: F,
         shared: Arc<Shared>,
+        outcome: Arc<Outcome>,
         keep_open: mpsc::Sender<Bytes>,
         writer_guard: Option<WriterGuard>,
         active: Option<Arc<ActiveGuard>>,
     ) -> Self {
         WriterTask {
             writer,
-            reporter: Some(Reporter::new(shared.clone())),
+            reporter: Some(Reporter::new(outcome)),
             shared,
             keep_open: Some(keep_open),
             writer_guard,
@@ -203,13 +220,13 @@ fn settle(
             shared.set(CLOSED);
             Ok(())
         }
-        Ok(Err(error)) => match error.downcast::<LiveError>() {
+        Ok(Err(error)) => match live_error(error) {
             Ok(live) if live.is_end_of_stream() => {
                 tracing::debug!(error = %live, "live writer stopped");
                 shared.set(CLOSED);
-                Err(WriterError::Live(*live))
+                Err(WriterError::Live(live))
             }
-            Ok(live) => fail(shared, WriterError::Live(*live)),
+            Ok(live) => fail(shared, WriterError::Live(live)),
             Err(other) => fail(shared, WriterError::Failed(Arc::from(other))),
         },
         Err(payload) => fail(
@@ -218,6 +235,22 @@ fn settle(
                 message: crate::panic::message(payload.as_ref()),
             },
         ),
+    }
+}
+
+/// The stream error a writer's error stands for, if it is one: a
+/// [`LiveError`], or the stream side of an SSE writer's [`SendError`].
+fn live_error(error: BoxError) -> Result<LiveError, BoxError> {
+    let error = match error.downcast::<LiveError>() {
+        Ok(live) => return Ok(*live),
+        Err(other) => other,
+    };
+    match error.downcast::<SendError>() {
+        Ok(send) => match *send {
+            SendError::Stream(live) => Ok(live),
+            frame => Err(Box::new(frame)),
+        },
+        Err(other) => Err(other),
     }
 }
 

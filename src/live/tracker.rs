@@ -10,7 +10,7 @@ use std::{
 };
 use tokio::{sync::Notify, task::AbortHandle};
 
-use super::shared::{Shared, CLOSED, SHUTDOWN};
+use crate::pipe::Shared;
 
 /// Keeps count of the live responses of one app and tells them all when the
 /// server shuts down.
@@ -56,13 +56,7 @@ struct TrackerInner {
 struct Entry {
     shared: Weak<Shared>,
     abort: Option<AbortHandle>,
-    /// Ends a stream that has no writer task to notice the close (a hub
-    /// subscription): called by `close_all`.
-    closer: Option<Closer>,
 }
-
-/// Closes a writer-less stream on shutdown.
-pub(crate) type Closer = Arc<dyn Fn() + Send + Sync>;
 
 impl LiveTracker {
     /// A new tracker with no streams.
@@ -92,17 +86,14 @@ impl LiveTracker {
     /// end cleanly after what was already written.
     pub fn close_all(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let streams: Vec<(Arc<Shared>, Option<Closer>)> = self
+        let streams: Vec<Arc<Shared>> = self
             .lock()
             .values()
-            .filter_map(|e| Some((e.shared.upgrade()?, e.closer.clone())))
+            .filter_map(|e| e.shared.upgrade())
             .collect();
-        // Outside the lock: a closer may take other locks.
-        for (shared, closer) in streams {
-            shared.set(CLOSED | SHUTDOWN);
-            if let Some(close) = closer {
-                close();
-            }
+        // Outside the lock: closing wakes the stream's body and writer.
+        for shared in streams {
+            shared.shut_down();
         }
     }
 
@@ -155,22 +146,18 @@ impl LiveTracker {
     }
 
     /// Registers a new stream; the returned guard unregisters it on drop.
-    pub(crate) fn register(&self, shared: &Arc<Shared>, closer: Option<Closer>) -> ActiveGuard {
+    pub(crate) fn register(&self, shared: &Arc<Shared>) -> ActiveGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             id,
             Entry {
                 shared: Arc::downgrade(shared),
                 abort: None,
-                closer: closer.clone(),
             },
         );
         if self.is_shutting_down() {
             // Registered after close_all took its snapshot, or during it.
-            shared.set(CLOSED | SHUTDOWN);
-            if let Some(close) = closer {
-                close();
-            }
+            shared.shut_down();
         }
         ActiveGuard {
             tracker: self.clone(),

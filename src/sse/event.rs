@@ -7,32 +7,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Why an [`Event`] cannot be encoded.
-///
-/// Only values that would change how a client splits the stream are refused;
-/// everything else the [spec] allows (NUL in event names and data, any
-/// Unicode, empty values) is written as is. When encoding fails, nothing was
-/// written.
-///
-/// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FrameError {
-    /// The event name contains CR or LF, which would end the `event:` line
-    /// early and let the rest be read as another field. Event names are
-    /// single-line tokens: remove or replace the line break.
-    #[error("event name contains a line break")]
-    EventNameLineBreak,
-    /// The id contains CR or LF, which would end the `id:` line early and let
-    /// the rest be read as another field. Use a single-line id (for example a
-    /// number or an opaque token).
-    #[error("id contains a line break")]
-    IdLineBreak,
-    /// The id contains U+0000 NULL; clients ignore such an `id:` field, so
-    /// the id would silently not reach them. Use an id without NUL.
-    #[error("id contains a NUL character")]
-    IdNul,
-}
+pub use crate::error::FrameError;
 
 /// One Server-Sent Event, built by value.
 ///
@@ -228,24 +203,25 @@ impl Event {
         self
     }
 
-    /// The `event:` field (event type) as set, if any.
-    pub fn get_event(&self) -> Option<&str> {
+    /// The `event:` field as set, if any: the event type client listeners
+    /// match on.
+    pub fn event_type(&self) -> Option<&str> {
         self.event.as_deref()
     }
 
     /// The `id:` field as set, if any.
-    pub fn get_id(&self) -> Option<&str> {
+    pub fn event_id(&self) -> Option<&str> {
         self.id.as_deref()
     }
 
-    /// The `retry:` interval as set (before truncation to milliseconds), if
-    /// any.
-    pub fn get_retry(&self) -> Option<Duration> {
+    /// The `retry:` field as set (before truncation to milliseconds), if
+    /// any: the client's reconnection time.
+    pub fn reconnection_time(&self) -> Option<Duration> {
         self.retry
     }
 
     /// The data as set (before splitting into `data:` lines), if any.
-    pub fn get_data(&self) -> Option<&str> {
+    pub fn payload(&self) -> Option<&str> {
         self.data.as_deref()
     }
 

@@ -18,7 +18,9 @@ pub(crate) use event::{Fields, Id};
 pub use options::{SseOptions, DEFAULT_HEARTBEAT};
 pub use writer::SseWriter;
 
-pub(crate) use writer::{last_event_id, numeric_id};
+pub(crate) use writer::last_event_id;
+#[cfg(fuzzing)]
+pub(crate) use writer::numeric_id;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
@@ -34,9 +36,9 @@ fn heartbeat_frame() -> Bytes {
 }
 
 /// The live options behind an SSE response: `text/event-stream` (always
-/// UTF-8), the heartbeat, the capacity.
+/// UTF-8), the heartbeat, the buffer limit.
 pub(crate) fn live_options(options: &SseOptions) -> LiveOptions {
-    let mut live = LiveOptions::new().capacity(options.capacity);
+    let mut live = LiveOptions::new().buffer_limit(options.buffer_limit);
     live.exact_content_type = Some(HeaderValue::from_static("text/event-stream"));
     live.heartbeat = Some((options.heartbeat, heartbeat_frame()));
     live

@@ -25,7 +25,7 @@ pub struct SseOptions {
     pub(crate) defaults: Event,
     pub(crate) auto_id: bool,
     pub(crate) heartbeat: Duration,
-    pub(crate) capacity: usize,
+    pub(crate) buffer_limit: usize,
 }
 
 impl Default for SseOptions {
@@ -34,7 +34,7 @@ impl Default for SseOptions {
             defaults: Event::new(),
             auto_id: false,
             heartbeat: DEFAULT_HEARTBEAT,
-            capacity: crate::live::DEFAULT_CAPACITY,
+            buffer_limit: crate::live::DEFAULT_BUFFER_LIMIT,
         }
     }
 }
@@ -84,10 +84,11 @@ impl SseOptions {
         self
     }
 
-    /// How many frames may wait between writer and body (see
-    /// [`LiveOptions::capacity`](crate::LiveOptions::capacity)).
-    pub fn capacity(mut self, frames: usize) -> Self {
-        self.capacity = frames.max(1);
+    /// The most bytes of encoded events queued and not yet taken by the
+    /// client (default 256 KiB); see
+    /// [`LiveOptions::buffer_limit`](crate::LiveOptions::buffer_limit).
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes.max(1);
         self
     }
 }

@@ -4,7 +4,10 @@ use bytes::BytesMut;
 use std::{future::Future, time::Duration};
 
 use super::{encode_comment, Event, Fields, Id};
-use crate::{error::LiveError, live::LiveStream};
+use crate::{
+    error::{LiveError, SendError},
+    live::LiveStream,
+};
 
 /// The writer's end of an SSE response: what `ctx.sse(|ctx, sse| …)` hands
 /// to your closure. It encodes each event (straight into the stream's
@@ -52,9 +55,9 @@ impl SseWriter {
         });
         SseWriter {
             stream,
-            default_event: defaults.get_event().map(str::to_owned),
-            default_id: defaults.get_id().map(str::to_owned),
-            default_retry: defaults.get_retry(),
+            default_event: defaults.event_type().map(str::to_owned),
+            default_id: defaults.event_id().map(str::to_owned),
+            default_retry: defaults.reconnection_time(),
             next_id,
             last_event_id,
             buf: BytesMut::new(),
@@ -67,16 +70,16 @@ impl SseWriter {
     ///
     /// # Errors
     ///
-    /// * [`LiveError::Frame`] when the event (or a default) is invalid —
+    /// * [`SendError::Frame`] when the event (or a default) is invalid —
     ///   nothing is written and the stream stays usable;
-    /// * [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`] as for
-    ///   [`LiveStream::write`].
-    pub async fn send(&mut self, event: Event) -> Result<(), LiveError> {
+    /// * [`SendError::Stream`] with [`LiveError::ClientDisconnected`] or
+    ///   [`LiveError::StreamClosed`], as for [`LiveStream::write`].
+    pub async fn send(&mut self, event: Event) -> Result<(), SendError> {
         self.send_fields(
-            event.get_event(),
-            event.get_id(),
-            event.get_retry(),
-            event.get_data(),
+            event.event_type(),
+            event.event_id(),
+            event.reconnection_time(),
+            event.payload(),
         )
         .await
     }
@@ -88,7 +91,7 @@ impl SseWriter {
     /// # Errors
     ///
     /// As for [`send`](Self::send).
-    pub async fn write(&mut self, data: impl AsRef<str>) -> Result<(), LiveError> {
+    pub async fn write(&mut self, data: impl AsRef<str>) -> Result<(), SendError> {
         self.send_fields(None, None, None, Some(data.as_ref()))
             .await
     }
@@ -99,9 +102,9 @@ impl SseWriter {
         id: Option<&str>,
         retry: Option<Duration>,
         data: Option<&str>,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), SendError> {
         if let Some(e) = self.stream.write_error() {
-            return Err(e);
+            return Err(e.into());
         }
         // Auto ids number the events that carry none; an event's own
         // numeric id moves the counter past it.

@@ -4,7 +4,8 @@
 // connection drops (the Rust test cuts it in a proxy while it publishes).
 // `presence` events are counted, not recorded. Prints
 // {"done", "messages": [...], "ids": [...], "lastEventIds": [...], "errors": n,
-//  "presence": n} where ids are the messages' hub ids and lastEventIds the
+//  "presence": n} where ids are the messages' hub ids (`<epoch>-<offset>`,
+// as strings) and lastEventIds the
 // Last-Event-ID header of every request the client made ("" when none),
 // recorded in the `fetch` it is given.
 // Usage: node hub-resume.mjs <base-url> <channel> <count>
@@ -44,7 +45,7 @@ function finish(done, error) {
 
 es.addEventListener('message', (e) => {
   messages.push(e.data);
-  ids.push(Number(e.lastEventId));
+  ids.push(e.lastEventId);
   if (e.data === `msg ${count}`) finish('reached');
 });
 es.addEventListener('presence', () => {

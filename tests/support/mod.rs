@@ -227,12 +227,24 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The id's number: a plain number, or the offset of a hub position
+    /// (`<epoch>-<offset>`).
     pub fn id_num(&self) -> u64 {
+        let id = self.id.as_deref().expect("frame has an id");
+        id.rsplit('-')
+            .next()
+            .unwrap_or(id)
+            .parse()
+            .expect("numeric id or position")
+    }
+
+    /// The id as a hub position.
+    pub fn position(&self) -> rill::broker::Position {
         self.id
             .as_deref()
             .expect("frame has an id")
             .parse()
-            .expect("numeric id")
+            .expect("an <epoch>-<offset> id")
     }
 }
 
@@ -246,7 +258,7 @@ pub struct SseReader {
 }
 
 impl SseReader {
-    pub async fn connect(addr: SocketAddr, path: &str, last_event_id: Option<u64>) -> SseReader {
+    pub async fn connect(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> SseReader {
         let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
         let response = RawResponse::request(
             addr,
@@ -254,6 +266,11 @@ impl SseReader {
         )
         .await;
         assert_eq!(response.status, 200, "{}", response.head);
+        SseReader::from_response(response)
+    }
+
+    /// Reads the frames of a response already started.
+    pub fn from_response(response: RawResponse) -> SseReader {
         SseReader {
             response,
             text: String::new(),

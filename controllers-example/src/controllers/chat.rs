@@ -3,8 +3,7 @@
 //! `EventSource` from `GET /hub?channel=chat`.
 
 use rill::{
-    hub::{Hub, Presence, SlowConsumer},
-    sse::Event,
+    hub::{Hub, SlowConsumer},
     Context, Controller, Response, Routes,
 };
 use std::{sync::Arc, time::Duration};
@@ -26,26 +25,17 @@ impl ChatController {
 }
 
 /// The example's hub: 1,000 events of history per channel, HTTP broadcast
-/// on, and a `presence` event with the head count whenever someone joins or
-/// leaves a channel.
+/// on, and presence: a page that subscribes with `presence=1` gets everyone
+/// in the room first, then who joined and left, at most 4 times a second.
 pub fn chat_hub() -> Hub {
     Hub::builder()
         .history(1000)
         .history_age(Duration::from_secs(3600))
         .slow_consumer(SlowConsumer::Disconnect)
         .retry(Duration::from_millis(1000))
+        .presence_events(Duration::from_millis(250))
         .http_broadcast(true)
-        .on_join(announce)
-        .on_leave(announce)
         .build()
-}
-
-fn announce(presence: &Presence<'_>) {
-    let here = presence.hub.subscribers(presence.channel);
-    let event = Event::data(here.to_string()).event("presence");
-    if let Err(error) = presence.hub.publish(presence.channel, event) {
-        eprintln!("presence event: {error}");
-    }
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -82,13 +72,19 @@ function show(who, text) {
   log.scrollTop = log.scrollHeight;
 }
 // Reconnects resume after the last id seen: nothing lost, nothing twice.
-const source = new EventSource("/hub?channel=" + encodeURIComponent(room));
+const source = new EventSource("/hub?presence=1&channel=" + encodeURIComponent(room));
 source.addEventListener("message", (e) => {
   const m = JSON.parse(e.data);
   show(m.name, m.text);
 });
+// Everyone first, then who joined and who left.
+const members = new Set();
 source.addEventListener("presence", (e) => {
-  document.getElementById("here").textContent = `(${e.data} here)`;
+  const p = JSON.parse(e.data);
+  if (p.members) { members.clear(); p.members.forEach((m) => members.add(m.id)); }
+  (p.joined || []).forEach((m) => members.add(m.id));
+  (p.left || []).forEach((id) => members.delete(id));
+  document.getElementById("here").textContent = `(${members.size} here)`;
 });
 source.addEventListener("reset", () => { log.textContent = ""; });
 source.onopen = () => { document.body.dataset.connected = "yes"; };

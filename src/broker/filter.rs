@@ -1,7 +1,7 @@
-//! [`Filter`]: which subscribers a published event reaches, by metadata.
+//! [`Filter`]: which subscribers a publication reaches, by metadata.
 
-/// Subscriber metadata: name/value pairs, from the subscription's query
-/// parameters and from the action.
+/// Subscriber metadata: name/value pairs set by the server (the action, or
+/// a hook that sees the request), which publication filters match.
 pub type Metadata = Vec<(String, String)>;
 
 /// Delivers an event only to subscribers whose metadata has every pair.
@@ -9,7 +9,7 @@ pub type Metadata = Vec<(String, String)>;
 /// # Example
 ///
 /// ```
-/// use rill::hub::Filter;
+/// use rill::broker::Filter;
 ///
 /// let news = Filter::new().eq("channel", "news");
 /// assert!(news.matches(&[("channel".into(), "news".into()), ("user".into(), "7".into())]));

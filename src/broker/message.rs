@@ -1,0 +1,334 @@
+//! What travels through a broker: a [`Publication`] as the app gives it, a
+//! [`Message`] once the backend has placed it, and the [`Position`] that
+//! places it — an [`Epoch`] and an offset.
+
+use bytes::Bytes;
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
+use tokio::time::Instant;
+
+use super::filter::Filter;
+
+/// What an app publishes: an optional event name, the data, and an optional
+/// filter on subscriber metadata.
+///
+/// ```
+/// use rill::broker::{Filter, Publication};
+///
+/// let note = Publication::new("hello").event("note");
+/// let private = Publication::new("for user 7").filter(Filter::new().eq("user_id", "7"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub(crate) event: Option<Arc<str>>,
+    pub(crate) data: Arc<str>,
+    pub(crate) filter: Option<Arc<Filter>>,
+}
+
+impl Publication {
+    /// A publication of `data` (text: every transport can carry it).
+    pub fn new(data: impl Into<Arc<str>>) -> Self {
+        Publication {
+            event: None,
+            data: data.into(),
+            filter: None,
+        }
+    }
+
+    /// Names the event (SSE `event:`, the WebSocket event name).
+    pub fn event(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.event = Some(name.into());
+        self
+    }
+
+    /// Delivers only to subscribers whose metadata matches `filter` (an
+    /// empty filter matches everyone).
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = (!filter.is_empty()).then(|| Arc::new(filter));
+        self
+    }
+
+    /// The event name, if any.
+    pub fn event_name(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    /// The data.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// Bytes the publication holds (what it costs in history).
+    pub(crate) fn weight(&self) -> usize {
+        self.data.len() + self.event.as_ref().map_or(0, |e| e.len()) + MESSAGE_OVERHEAD
+    }
+}
+
+/// What a stored message costs beyond its text, counted against history
+/// limits in bytes (the message, its `Arc`, the history slot).
+const MESSAGE_OVERHEAD: usize = 160;
+
+/// Identifies one run of a channel's log: a new epoch means offsets started
+/// over, so a position of another epoch says nothing about this one.
+///
+/// Epochs are short lowercase alphanumeric strings; the in-memory backend
+/// picks a fresh one for every channel log it creates (so every restart, and
+/// every channel forgotten and created again), a distributed backend one per
+/// data set.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Epoch(Arc<str>);
+
+impl Epoch {
+    /// An epoch from its text; `None` unless it is 1 to 16 characters of
+    /// `[0-9a-z]`.
+    pub fn parse(text: &str) -> Option<Epoch> {
+        let valid = !text.is_empty()
+            && text.len() <= 16
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        valid.then(|| Epoch(text.into()))
+    }
+
+    /// An epoch from a number, written in base 36.
+    pub fn from_number(mut n: u64) -> Epoch {
+        const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut buf = [0u8; 13];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = DIGITS[(n % 36) as usize];
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits and letters were written.
+        Epoch(String::from_utf8_lossy(&buf[i..]).into())
+    }
+
+    /// The epoch as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Epoch({})", self.0)
+    }
+}
+
+/// Where a message sits in its channel: the log's epoch and the message's
+/// offset (1, 2, 3, … within the epoch).
+///
+/// Written as `<epoch>-<offset>` — the SSE `id:` of a single-channel
+/// subscription. Within an epoch, offsets compare in publish order.
+///
+/// ```
+/// use rill::broker::Position;
+///
+/// let p: Position = "k3x9q2-42".parse().unwrap();
+/// assert_eq!(p.offset(), 42);
+/// assert_eq!(p.to_string(), "k3x9q2-42");
+/// assert!("42".parse::<Position>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Position {
+    epoch: Epoch,
+    offset: u64,
+}
+
+impl Position {
+    /// The position of `offset` in `epoch`.
+    pub fn new(epoch: Epoch, offset: u64) -> Self {
+        Position { epoch, offset }
+    }
+
+    /// The epoch of the channel's log.
+    pub fn epoch(&self) -> &Epoch {
+        &self.epoch
+    }
+
+    /// The offset within the epoch.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.epoch, self.offset)
+    }
+}
+
+impl fmt::Debug for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Position({self})")
+    }
+}
+
+/// A position that is not `<epoch>-<offset>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a position (expected <epoch>-<offset>)")]
+pub struct PositionError;
+
+impl std::str::FromStr for Position {
+    type Err = PositionError;
+
+    fn from_str(s: &str) -> Result<Self, PositionError> {
+        let (epoch, offset) = s.rsplit_once('-').ok_or(PositionError)?;
+        let epoch = Epoch::parse(epoch).ok_or(PositionError)?;
+        let canonical = !offset.is_empty()
+            && offset.bytes().all(|b| b.is_ascii_digit())
+            && (offset == "0" || !offset.starts_with('0'));
+        if !canonical {
+            return Err(PositionError);
+        }
+        let offset = offset.parse().map_err(|_| PositionError)?;
+        Ok(Position { epoch, offset })
+    }
+}
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A publication, stored in history and delivered to every matching
+    /// subscriber.
+    Publication,
+    /// A presence change (joins and leaves), delivered only to subscribers
+    /// that asked for presence, never stored.
+    Presence,
+}
+
+/// How a transport encodes messages; each encoding is made at most once per
+/// message and shared by every subscriber of that transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// A whole SSE frame, with `id: <position>`.
+    SseFrame = 0,
+    /// An SSE frame's `event:` and `data:` lines without the id and the
+    /// closing blank line (a subscriber adds its own cursor).
+    SseFields = 1,
+}
+
+const ENCODINGS: usize = 2;
+
+/// A message as the broker delivers it: placed in its channel, immutable,
+/// shared by every subscriber that receives it.
+#[derive(Debug)]
+pub struct Message {
+    channel: Arc<str>,
+    position: Position,
+    kind: MessageKind,
+    publication: Publication,
+    /// When it reached this process (history age).
+    pub(crate) received: Instant,
+    encodings: [OnceLock<Bytes>; ENCODINGS],
+}
+
+impl Message {
+    /// A message of `channel` at `position`.
+    pub fn new(channel: Arc<str>, position: Position, publication: Publication) -> Self {
+        Message::with_kind(channel, position, MessageKind::Publication, publication)
+    }
+
+    pub(crate) fn with_kind(
+        channel: Arc<str>,
+        position: Position,
+        kind: MessageKind,
+        publication: Publication,
+    ) -> Self {
+        Message {
+            channel,
+            position,
+            kind,
+            publication,
+            received: Instant::now(),
+            encodings: Default::default(),
+        }
+    }
+
+    /// The channel it was published on.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Where it sits in its channel.
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// A publication or a presence change.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The event name, if any.
+    pub fn event_name(&self) -> Option<&str> {
+        self.publication.event_name()
+    }
+
+    /// The data.
+    pub fn data(&self) -> &str {
+        self.publication.data()
+    }
+
+    /// The filter subscribers' metadata must match, if any.
+    pub fn filter(&self) -> Option<&Filter> {
+        self.publication.filter.as_deref()
+    }
+
+    /// Bytes the message holds (counted against history limits).
+    pub(crate) fn weight(&self) -> usize {
+        self.publication.weight() + self.channel.len()
+    }
+
+    /// This message in `encoding`, made by `encode` the first time it is
+    /// asked for, then shared.
+    pub(crate) fn encoded(
+        &self,
+        encoding: Encoding,
+        encode: impl FnOnce(&Message) -> Bytes,
+    ) -> Bytes {
+        self.encodings[encoding as usize]
+            .get_or_init(|| encode(self))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_and_refuse_what_is_not_canonical() {
+        let p = Position::new(Epoch::from_number(36 * 36 + 1), 7);
+        assert_eq!(p.to_string(), "101-7");
+        assert_eq!("101-7".parse::<Position>(), Ok(p));
+        for bad in [
+            "",
+            "7",
+            "-7",
+            "a-",
+            "a-07",
+            "a-+7",
+            "A-7",
+            "a b-1",
+            "a-1-",
+            "aaaaaaaaaaaaaaaaa-1",
+        ] {
+            assert!(bad.parse::<Position>().is_err(), "{bad:?}");
+        }
+        assert_eq!(Epoch::from_number(0).as_str(), "0");
+        assert_eq!(Epoch::from_number(u64::MAX).as_str(), "3w5e11264sgsf");
+    }
+}

@@ -1,0 +1,484 @@
+//! The broker: one fan-out core for every transport.
+//!
+//! A publication is published once on a channel; the [`Backend`] gives it a
+//! [`Position`] (an [`Epoch`] and an offset) and keeps it for replay; the
+//! broker offers the resulting [`Message`] to every local subscriber of the
+//! channel whose metadata matches its [`Filter`]. Subscribers are [`Sink`]s
+//! — an SSE stream (the [hub](crate::hub)), and next a WebSocket or an
+//! ActionCable connection — that answer each offer without waiting:
+//! queued, full (the [`SlowConsumer`] policy applies), or gone. A message
+//! is encoded at most once per transport, and that encoding is shared by
+//! every subscriber of the transport.
+//!
+//! * `message` — [`Publication`], [`Message`], [`Position`], [`Epoch`].
+//! * `filter` — [`Filter`] and [`Metadata`].
+//! * `sink` — [`Sink`], [`Offer`], [`Delivery`].
+//! * `backend` — [`Backend`], [`Inbox`], [`History`], [`Since`].
+//! * `memory` — [`MemoryBackend`], the embedded default.
+//! * `registry` — local subscribers per channel, fan-out, catching up (its
+//!   module doc states the lock order and the exactly-once argument).
+//! * `presence` — [`Member`], joins and leaves gathered per tick.
+//! * `shards` — maps by channel name over many locks.
+//! * `slab` — O(1) join and leave.
+//! * `error` — [`PublishError`], [`SubscribeError`], [`BackendError`].
+//!
+//! See `docs/hub.md` for ids, epochs, resets and presence as clients see
+//! them, and `docs/architecture.md` for the path of a published event.
+
+mod backend;
+mod error;
+mod filter;
+mod memory;
+mod message;
+mod presence;
+mod registry;
+mod shards;
+mod sink;
+mod slab;
+
+pub use backend::{Backend, BoxFuture, History, Inbox, Since};
+pub use error::{BackendError, PublishError, SubscribeError};
+pub use filter::{Filter, Metadata};
+pub use memory::MemoryBackend;
+pub use message::{Epoch, Message, MessageKind, Position, PositionError, Publication};
+pub use presence::Member;
+pub use sink::{Delivery, Offer, Sink};
+
+pub(crate) use message::Encoding;
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
+};
+
+use registry::{lock, Joined, Registry, Subscriber};
+
+/// The longest channel name, in bytes.
+pub const MAX_CHANNEL_NAME: usize = 256;
+
+/// Default messages kept per channel.
+pub const DEFAULT_HISTORY: usize = 1000;
+/// Default bytes of history kept per channel.
+pub const DEFAULT_HISTORY_BYTES: usize = 1024 * 1024;
+/// Default age after which messages leave the history.
+pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
+/// Default cap on channels (with history or subscribers).
+pub const DEFAULT_MAX_CHANNELS: usize = 100_000;
+/// Default interval between two presence messages of a channel.
+pub const DEFAULT_PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What happens to a subscriber whose queue is full (it reads slower than
+/// messages are published). Applies to that subscriber alone: the publisher
+/// and the other subscribers never wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowConsumer {
+    /// End its stream (cleanly, after what is queued). A client that
+    /// reconnects with its last position gets what it missed from history:
+    /// nothing is lost while the history reaches back far enough.
+    #[default]
+    Disconnect,
+    /// Drop the messages that do not fit, and tell the subscriber how many
+    /// before the next one that does.
+    DropWithGap,
+}
+
+/// Configures a [`Broker`].
+///
+/// ```
+/// use rill::broker::Broker;
+/// use std::time::Duration;
+///
+/// let broker = Broker::builder()
+///     .history(500)                           // messages kept per channel
+///     .history_bytes(256 * 1024)              // and at most these bytes
+///     .history_age(Duration::from_secs(300))  // and for at most 5 minutes
+///     .max_channels(10_000)
+///     .build();
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct BrokerBuilder {
+    history: usize,
+    history_bytes: usize,
+    history_age: Duration,
+    max_channels: usize,
+    presence_events: bool,
+    presence_interval: Duration,
+    backend: Option<Arc<dyn Backend>>,
+}
+
+impl Default for BrokerBuilder {
+    fn default() -> Self {
+        BrokerBuilder {
+            history: DEFAULT_HISTORY,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            history_age: DEFAULT_HISTORY_AGE,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            presence_events: false,
+            presence_interval: DEFAULT_PRESENCE_INTERVAL,
+            backend: None,
+        }
+    }
+}
+
+impl BrokerBuilder {
+    /// How many messages each channel keeps for replay (default 1000; 0
+    /// keeps none). Applies to the in-memory backend.
+    pub fn history(mut self, messages: usize) -> Self {
+        self.history = messages;
+        self
+    }
+
+    /// How many bytes of messages each channel keeps (default 1 MiB): a
+    /// message larger than this is delivered live but not kept.
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.history_bytes = bytes;
+        self
+    }
+
+    /// How long a message stays in history (default 10 minutes).
+    pub fn history_age(mut self, age: Duration) -> Self {
+        self.history_age = age;
+        self
+    }
+
+    /// The most channels that may exist at once — with history, or with
+    /// subscribers (default 100,000). Past it, publishing on a new channel
+    /// fails with [`PublishError::TooManyChannels`] and joining one with
+    /// [`SubscribeError::TooManyChannels`].
+    pub fn max_channels(mut self, channels: usize) -> Self {
+        self.max_channels = channels;
+        self
+    }
+
+    /// Sends joins and leaves as presence messages to the subscribers that
+    /// ask for them, at most one per channel per `interval` (default
+    /// 250 ms): a join and a leave within one interval cancel out.
+    pub fn presence_events(mut self, interval: Duration) -> Self {
+        self.presence_events = true;
+        self.presence_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Uses `backend` for positions, history, delivery between processes and
+    /// presence, instead of the in-memory default (history limits then are
+    /// the backend's).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Builds the broker.
+    pub fn build(self) -> Broker {
+        let memory = self.backend.is_none().then(|| {
+            Arc::new(MemoryBackend::new(
+                memory::HistoryLimits {
+                    messages: self.history,
+                    bytes: self.history_bytes,
+                    age: self.history_age,
+                },
+                self.max_channels,
+            ))
+        });
+        let backend: Arc<dyn Backend> = match (self.backend, &memory) {
+            (Some(backend), _) => backend,
+            (None, Some(memory)) => memory.clone(),
+            (None, None) => unreachable!("a memory backend is made when none is given"),
+        };
+        let node = Epoch::from_number(rand_u64() & 0xFF_FFFF_FFFF);
+        let registry = Arc::new(Registry::new(
+            backend.clone(),
+            self.max_channels,
+            node.as_str().into(),
+            self.presence_events,
+            self.presence_interval,
+        ));
+        backend.attach(Inbox::new(&registry));
+        Broker {
+            inner: Arc::new(BrokerInner { registry, memory }),
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("history", &self.history)
+            .field("history_bytes", &self.history_bytes)
+            .field("history_age", &self.history_age)
+            .field("max_channels", &self.max_channels)
+            .field("presence_events", &self.presence_events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fan-out core: channels, their history, their subscribers. Cheap to
+/// clone; clones share everything.
+///
+/// ```
+/// use rill::broker::{Broker, Publication};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::broker::PublishError> {
+/// let broker = Broker::new();
+/// let first = broker.publish("news", Publication::new("hello")).await?;
+/// let second = broker.publish("news", Publication::new("again")).await?;
+/// assert_eq!(second.epoch(), first.epoch());
+/// assert_eq!(second.offset(), first.offset() + 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+struct BrokerInner {
+    registry: Arc<Registry>,
+    /// The in-memory backend, when it is the one (for its stats).
+    memory: Option<Arc<MemoryBackend>>,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new()
+    }
+}
+
+impl Broker {
+    /// A broker with the defaults and the in-memory backend.
+    pub fn new() -> Broker {
+        BrokerBuilder::default().build()
+    }
+
+    /// Configures a broker.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::default()
+    }
+
+    /// Publishes on `channel`; resolves to the message's position once the
+    /// backend has placed it (at once for the in-memory backend), after it
+    /// was offered to every local subscriber.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`]: an invalid channel name, too many channels, or the
+    /// backend failed. Nothing was published then.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+    ) -> Result<Position, PublishError> {
+        let registry = &self.inner.registry;
+        let position = registry.backend.publish(channel, publication).await?;
+        registry.counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(position)
+    }
+
+    /// Publishes without waiting for the position, for synchronous code:
+    /// done before it returns with the in-memory backend; otherwise the
+    /// publication continues in a task (a failure then is logged).
+    ///
+    /// # Errors
+    ///
+    /// What can be known at once: an invalid channel name, too many channels
+    /// (in-memory), or no tokio runtime to finish in.
+    pub fn publish_detached(
+        &self,
+        channel: &str,
+        publication: Publication,
+    ) -> Result<(), PublishError> {
+        let registry = self.inner.registry.clone();
+        let mut publishing = registry.backend.publish(channel, publication);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(result) = publishing.as_mut().poll(&mut cx) {
+            result?;
+            registry.counters.published.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| PublishError::Backend(BackendError::Unavailable(Box::new(e))))?;
+        let channel = channel.to_owned();
+        runtime.spawn(async move {
+            match publishing.await {
+                Ok(_) => {
+                    registry.counters.published.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => tracing::warn!(%channel, %error, "detached publish failed"),
+            }
+        });
+        Ok(())
+    }
+
+    /// A subscription of `sink`: empty until it [joins](BrokerSubscription::join)
+    /// channels.
+    pub fn subscribe(&self, sink: Arc<dyn Sink>, options: SubscribeOptions) -> BrokerSubscription {
+        let subscriber =
+            self.inner
+                .registry
+                .subscriber(sink, options.slow_consumer, options.presence);
+        BrokerSubscription {
+            registry: self.inner.registry.clone(),
+            subscriber,
+            joined: Mutex::default(),
+        }
+    }
+
+    /// Local subscribers of `channel` now.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.inner.registry.subscriber_count(channel)
+    }
+
+    /// Who is on `channel` (every process, with a distributed backend).
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when the backend cannot tell.
+    pub async fn presence(&self, channel: &str) -> Result<Vec<Member>, BackendError> {
+        self.inner.registry.backend.presence(channel).await
+    }
+
+    /// A snapshot of the broker's activity. Walks the channels one shard at a
+    /// time (no lock is held across the walk); with `per_channel` off it only
+    /// counts them.
+    pub fn stats(&self, per_channel: bool) -> BrokerStats {
+        let registry = &self.inner.registry;
+        let c = &registry.counters;
+        let mut channels = if per_channel {
+            registry
+                .channel_counts()
+                .into_iter()
+                .map(|(name, n)| (name.to_string(), n))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        channels.sort();
+        BrokerStats {
+            channels_with_subscribers: registry.channel_count(),
+            channels_with_history: self.inner.memory.as_ref().map(|m| m.log_count()),
+            channels,
+            published: c.published.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            slow_disconnects: c.slow_disconnects.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("registry", &self.inner.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a subscription behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeOptions {
+    /// What happens when its queue is full.
+    pub slow_consumer: SlowConsumer,
+    /// Whether it receives presence messages (joins and leaves).
+    pub presence: bool,
+}
+
+/// One subscriber's membership in channels: join and leave while it runs
+/// (ActionCable's `stream_from` / `stop_stream_from`). Dropping it leaves
+/// every channel.
+pub struct BrokerSubscription {
+    registry: Arc<Registry>,
+    subscriber: Arc<Subscriber>,
+    joined: Mutex<HashMap<Arc<str>, Joined>>,
+}
+
+impl BrokerSubscription {
+    /// Joins `channel`. Without `since`, live messages only; with it, first
+    /// everything after that position still in history (or a reset when
+    /// continuity is lost), then live messages — each exactly once, in
+    /// order. Joining a channel already joined does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`]: an invalid channel name, or too many channels.
+    pub fn join(&self, channel: &str, since: Option<Since>) -> Result<(), SubscribeError> {
+        let mut joined = lock(&self.joined);
+        if joined.contains_key(channel) {
+            return Ok(());
+        }
+        let place = self.registry.join(&self.subscriber, channel, since)?;
+        joined.insert(channel.into(), place);
+        Ok(())
+    }
+
+    /// Leaves `channel` (O(1)); whether it had joined it.
+    pub fn leave(&self, channel: &str) -> bool {
+        let place = lock(&self.joined).remove(channel);
+        match place {
+            Some(place) => {
+                self.registry.leave(&self.subscriber, &place);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The channels joined, in no particular order.
+    pub fn channels(&self) -> Vec<String> {
+        lock(&self.joined).keys().map(|c| c.to_string()).collect()
+    }
+
+    /// This subscriber's id among the members of its channels' presence.
+    pub fn member_id(&self) -> &str {
+        &self.subscriber.member_id
+    }
+}
+
+impl Drop for BrokerSubscription {
+    fn drop(&mut self) {
+        let joined = std::mem::take(&mut *lock(&self.joined));
+        for place in joined.values() {
+            self.registry.leave(&self.subscriber, place);
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerSubscription")
+            .field("member_id", &self.member_id())
+            .field("channels", &self.channels())
+            .finish()
+    }
+}
+
+/// A snapshot of a broker's activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Channels with local subscribers.
+    pub channels_with_subscribers: usize,
+    /// Channels with a log (history or subscribers), for the in-memory
+    /// backend.
+    pub channels_with_history: Option<usize>,
+    /// Subscribers per channel, by name (empty unless asked for).
+    pub channels: Vec<(String, usize)>,
+    /// Publications since the broker was built (by this process).
+    pub published: u64,
+    /// Messages handed to subscribers (one to three subscribers counts
+    /// three).
+    pub delivered: u64,
+    /// Messages a subscriber's full queue could not take.
+    pub dropped: u64,
+    /// Subscribers disconnected for being too slow.
+    pub slow_disconnects: u64,
+    /// Resets sent to subscribers whose position was lost.
+    pub resets: u64,
+}
+
+/// A random-enough number for node ids (not for secrets).
+fn rand_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new()
+        .hash_one((std::time::SystemTime::now(), std::process::id()))
+}

@@ -1,0 +1,798 @@
+//! [`Registry`]: a broker's local subscribers, channel by channel, and the
+//! fan-out of every message its backend delivers.
+//!
+//! # Locks and order
+//!
+//! * Channels live in [`SHARDS`] shard maps; a shard's lock is held only to
+//!   find, add or remove a channel, never while delivering.
+//! * Each channel has its own lock, held while a message of that channel is
+//!   offered to its subscribers, while a subscriber joins or leaves it, and
+//!   while a catching-up subscriber switches to live delivery. Publishing to
+//!   one channel never waits for another channel's fan-out.
+//! * Lock order: backend (its channel log) → registry channel → sink (the
+//!   subscriber's pipe). The shard lock is never held with a channel lock
+//!   (a leaving subscriber marks the channel removed under the channel lock,
+//!   releases it, then takes the shard lock to drop the entry).
+//! * Per channel, messages reach the registry in position order (the
+//!   backend's contract) and are offered under the channel lock, so every
+//!   subscriber sees them in that order.
+//!
+//! # Joining with a position (exactly once, or a reset)
+//!
+//! A subscriber resuming from a position is registered *catching up*: live
+//! messages of its channel are buffered for it from that moment. Then the
+//! history after its position is read from the backend; under the channel
+//! lock, the history is offered, then the buffered messages not already in
+//! it (by offset), and the subscriber switches to live. Nothing published
+//! after the registration can be missed (it is buffered), nothing before it
+//! (it is in the history), and nothing is offered twice (offsets). If the
+//! history says continuity is lost (another epoch, or older than what is
+//! kept), the subscriber gets a reset first, then what the history holds.
+//!
+//! A backend that detects a gap (a message whose offset does not follow the
+//! last one delivered) or lost contact puts every live subscriber of the
+//! channel back into catching up, from its own last position.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use super::{
+    backend::{Backend, BoxFuture, History, Since},
+    error::{BackendError, SubscribeError},
+    message::{Epoch, Message, MessageKind, Position, Publication},
+    presence::{snapshot_json, Member, PresenceDiff},
+    shards::{Shards, SHARDS},
+    sink::{Delivery, Offer, Sink},
+    slab::Slab,
+    SlowConsumer, MAX_CHANNEL_NAME,
+};
+
+/// Counters of a broker's activity, all exact.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) slow_disconnects: AtomicU64,
+    pub(crate) resets: AtomicU64,
+}
+
+/// Locks a mutex whose critical sections leave it consistent between
+/// statements that can panic: a poisoned lock is still usable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A broker's local subscribers.
+pub(crate) struct Registry {
+    shards: Shards<Arc<ChannelCell>>,
+    channels: AtomicUsize,
+    max_channels: usize,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) counters: Counters,
+    /// This broker's prefix for member ids.
+    node: Arc<str>,
+    next_subscription: AtomicU64,
+    presence: PresenceTicks,
+}
+
+/// Presence changes waiting for the next tick.
+struct PresenceTicks {
+    /// Whether joins and leaves are sent as presence messages.
+    enabled: bool,
+    interval: Duration,
+    dirty: Mutex<Vec<Arc<ChannelCell>>>,
+    ticking: AtomicBool,
+}
+
+/// One channel's subscribers.
+pub(crate) struct ChannelCell {
+    name: Arc<str>,
+    /// Subscribers now, readable without the lock (stats).
+    count: AtomicUsize,
+    state: Mutex<ChannelState>,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    /// Set when the last subscriber left and the cell was taken out of its
+    /// shard: a joiner holding this cell looks the channel up again.
+    removed: bool,
+    subscribers: Slab<Entry>,
+    /// The position of the last publication delivered (gap detection).
+    last: Option<Position>,
+    presence: PresenceDiff,
+    /// Whether this cell waits in the presence tick's list.
+    dirty: bool,
+}
+
+/// One subscriber on one channel.
+struct Entry {
+    sub: Arc<Subscriber>,
+    /// The last position offered to it (or resumed from).
+    last: Option<Position>,
+    /// `Some` while catching up: live messages buffered meanwhile.
+    catching_up: Option<Vec<Arc<Message>>>,
+    /// Messages dropped since the last gap notice (drop policy).
+    dropped: u64,
+}
+
+/// A subscription as the registry knows it.
+pub(crate) struct Subscriber {
+    pub(crate) id: u64,
+    pub(crate) member_id: Arc<str>,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) policy: SlowConsumer,
+    /// Whether it receives presence messages.
+    pub(crate) presence: bool,
+}
+
+/// Where a subscription sits in one channel, to leave it in O(1).
+pub(crate) struct Joined {
+    cell: Arc<ChannelCell>,
+    key: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        max_channels: usize,
+        node: Arc<str>,
+        presence_events: bool,
+        presence_interval: Duration,
+    ) -> Self {
+        Registry {
+            shards: Shards::default(),
+            channels: AtomicUsize::new(0),
+            max_channels,
+            backend,
+            counters: Counters::default(),
+            node,
+            next_subscription: AtomicU64::new(1),
+            presence: PresenceTicks {
+                enabled: presence_events,
+                interval: presence_interval,
+                dirty: Mutex::default(),
+                ticking: AtomicBool::new(false),
+            },
+        }
+    }
+
+    /// A new subscriber with its own member id.
+    pub(crate) fn subscriber(
+        &self,
+        sink: Arc<dyn Sink>,
+        policy: SlowConsumer,
+        presence: bool,
+    ) -> Arc<Subscriber> {
+        let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Subscriber {
+            id,
+            member_id: format!("{}.{id}", self.node).into(),
+            sink,
+            policy,
+            presence,
+        })
+    }
+
+    /// How many channels have local subscribers.
+    pub(crate) fn channel_count(&self) -> usize {
+        self.channels.load(Ordering::Acquire)
+    }
+
+    /// Local subscribers of `channel` now.
+    pub(crate) fn subscriber_count(&self, channel: &str) -> usize {
+        self.shards
+            .lock(channel)
+            .get(channel)
+            .map_or(0, |cell| cell.count.load(Ordering::Acquire))
+    }
+
+    /// Every channel with local subscribers and their count, one shard
+    /// lock at a time (never a lock across the whole walk).
+    pub(crate) fn channel_counts(&self) -> Vec<(Arc<str>, usize)> {
+        let mut all = Vec::new();
+        for i in 0..SHARDS {
+            let shard = self.shards.lock_nth(i);
+            all.extend(
+                shard
+                    .values()
+                    .map(|cell| (cell.name.clone(), cell.count.load(Ordering::Acquire))),
+            );
+        }
+        all
+    }
+
+    /// The cell of `channel`, created if `create` (within the cap).
+    fn cell(
+        &self,
+        channel: &str,
+        create: bool,
+    ) -> Result<Option<Arc<ChannelCell>>, SubscribeError> {
+        let mut shard = self.shards.lock(channel);
+        if let Some(cell) = shard.get(channel) {
+            return Ok(Some(cell.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        if self.channels.load(Ordering::Acquire) >= self.max_channels {
+            return Err(SubscribeError::TooManyChannels {
+                max: self.max_channels,
+            });
+        }
+        self.channels.fetch_add(1, Ordering::AcqRel);
+        let name: Arc<str> = channel.into();
+        let cell = Arc::new(ChannelCell {
+            name: name.clone(),
+            count: AtomicUsize::new(0),
+            state: Mutex::default(),
+        });
+        shard.insert(name, cell.clone());
+        Ok(Some(cell))
+    }
+
+    /// Adds `sub` to `channel`; from `since`, it catches up first.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        sub: &Arc<Subscriber>,
+        channel: &str,
+        since: Option<Since>,
+    ) -> Result<Joined, SubscribeError> {
+        if channel.is_empty() || channel.len() > MAX_CHANNEL_NAME {
+            return Err(SubscribeError::InvalidChannel);
+        }
+        let (cell, key) = loop {
+            let Some(cell) = self.cell(channel, true)? else {
+                unreachable!("cell() creates when asked")
+            };
+            let mut state = lock(&cell.state);
+            if state.removed {
+                continue;
+            }
+            let first = state.subscribers.is_empty();
+            let key = state.subscribers.insert(Entry {
+                sub: sub.clone(),
+                last: match &since {
+                    Some(Since::After(position)) => Some(position.clone()),
+                    _ => None,
+                },
+                catching_up: since.is_some().then(Vec::new),
+                dropped: 0,
+            });
+            cell.count.store(state.subscribers.len(), Ordering::Release);
+            if first {
+                self.backend.listen(channel);
+            }
+            let member = Member {
+                id: sub.member_id.clone(),
+                metadata: Arc::new(sub.sink.metadata().clone()),
+            };
+            self.backend.presence_add(channel, member.clone());
+            if self.presence.enabled {
+                state.presence.joined(member);
+                self.mark_dirty(&cell, &mut state);
+            }
+            drop(state);
+            break (cell, key);
+        };
+        if sub.presence && self.presence.enabled {
+            self.send_snapshot(&cell, key, sub.id);
+        }
+        match since {
+            Some(since) => self.catch_up(&cell, key, sub.id, &since),
+            None => self.report_start(&cell, key, sub.id),
+        }
+        Ok(Joined { cell, key })
+    }
+
+    /// Takes `sub` out of the channel it joined.
+    pub(crate) fn leave(self: &Arc<Self>, sub: &Subscriber, joined: &Joined) {
+        let cell = &joined.cell;
+        let emptied = {
+            let mut state = lock(&cell.state);
+            let Some(_) = state
+                .subscribers
+                .remove_if(joined.key, |entry| entry.sub.id == sub.id)
+            else {
+                return;
+            };
+            self.left(cell, &mut state, sub)
+        };
+        if emptied {
+            self.forget(cell);
+        }
+    }
+
+    /// Bookkeeping once `sub` is out of `cell`'s slab; whether the cell is
+    /// now empty (and marked removed), to be taken out of its shard.
+    fn left(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        state: &mut ChannelState,
+        sub: &Subscriber,
+    ) -> bool {
+        cell.count.store(state.subscribers.len(), Ordering::Release);
+        self.backend.presence_remove(&cell.name, &sub.member_id);
+        if self.presence.enabled {
+            state.presence.left(&sub.member_id);
+            self.mark_dirty(cell, state);
+        }
+        if !state.subscribers.is_empty() {
+            return false;
+        }
+        self.backend.unlisten(&cell.name);
+        // A pending presence diff is dropped with the channel: nobody is
+        // left on this node to receive it here, and a channel must not live
+        // on because of its presence events.
+        state.removed = true;
+        true
+    }
+
+    fn forget(&self, cell: &Arc<ChannelCell>) {
+        let mut shard = self.shards.lock(&cell.name);
+        if shard
+            .get(&cell.name)
+            .is_some_and(|current| Arc::ptr_eq(current, cell))
+        {
+            shard.remove(&cell.name);
+            self.channels.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Delivers `message` to the local subscribers of its channel.
+    pub(crate) fn deliver(self: &Arc<Self>, message: Arc<Message>) {
+        let Ok(Some(cell)) = self.cell(message.channel(), false) else {
+            return;
+        };
+        let mut state = lock(&cell.state);
+        if message.kind() == MessageKind::Publication {
+            let position = message.position();
+            let continuity = match &state.last {
+                None => Continuity::Next,
+                Some(last) if last.epoch() != position.epoch() => Continuity::Gap,
+                Some(last) if position.offset() <= last.offset() => Continuity::Seen,
+                Some(last) if position.offset() == last.offset() + 1 => Continuity::Next,
+                Some(_) => Continuity::Gap,
+            };
+            match continuity {
+                // A backend that delivers twice (after a reconnection).
+                Continuity::Seen => return,
+                Continuity::Next => state.last = Some(position.clone()),
+                Continuity::Gap => {
+                    tracing::debug!(channel = message.channel(), "gap in delivery; catching up");
+                    state.last = Some(position.clone());
+                    drop(state);
+                    self.resync_cell(&cell, Some(message));
+                    return;
+                }
+            }
+        }
+        let emptied = self.fan_out(&cell, &mut state, &message);
+        drop(state);
+        if emptied {
+            self.forget(&cell);
+        }
+    }
+
+    /// Offers `message` to every subscriber of the channel whose metadata
+    /// matches; buffers it for those catching up; applies the slow-consumer
+    /// policy; removes those gone. Whether the channel emptied (the caller
+    /// forgets it once the channel lock is released).
+    fn fan_out(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        state: &mut ChannelState,
+        message: &Arc<Message>,
+    ) -> bool {
+        let mut gone = Vec::new();
+        for (key, entry) in state.subscribers.iter_mut() {
+            if !wants(&entry.sub, message) {
+                continue;
+            }
+            if let Some(buffer) = &mut entry.catching_up {
+                buffer.push(message.clone());
+                continue;
+            }
+            match self.offer(entry, message, Delivery::Live) {
+                Offer::Queued => {}
+                Offer::Full => {}
+                Offer::Gone => gone.push(key),
+            }
+        }
+        self.remove_gone(cell, state, gone)
+    }
+
+    /// Offers one message to one subscriber, with the gap notice first if
+    /// some were dropped; applies the policy when it is full.
+    fn offer(&self, entry: &mut Entry, message: &Arc<Message>, delivery: Delivery) -> Offer {
+        let sink = &entry.sub.sink;
+        if entry.dropped > 0 {
+            match sink.gap(message.channel(), entry.dropped) {
+                Offer::Queued => entry.dropped = 0,
+                Offer::Gone => return Offer::Gone,
+                Offer::Full => {
+                    entry.dropped += 1;
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Offer::Full;
+                }
+            }
+        }
+        match sink.offer(message, delivery) {
+            Offer::Queued => {
+                if message.kind() == MessageKind::Publication {
+                    entry.last = Some(message.position().clone());
+                }
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                Offer::Queued
+            }
+            Offer::Gone => Offer::Gone,
+            Offer::Full => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                match entry.sub.policy {
+                    SlowConsumer::Disconnect => {
+                        self.counters
+                            .slow_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                        sink.close();
+                        Offer::Gone
+                    }
+                    SlowConsumer::DropWithGap => {
+                        entry.dropped += 1;
+                        Offer::Full
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the subscribers at `keys`; whether the channel emptied.
+    fn remove_gone(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        state: &mut ChannelState,
+        keys: Vec<usize>,
+    ) -> bool {
+        let mut emptied = false;
+        for key in keys {
+            if let Some(entry) = state.subscribers.remove_if(key, |_| true) {
+                emptied = self.left(cell, state, &entry.sub);
+            }
+        }
+        emptied
+    }
+
+    /// Starts catching the subscriber at `key` up from `since`: reads the
+    /// history (at once for an in-process backend, else in a task) and
+    /// finishes under the channel lock.
+    fn catch_up(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64, since: &Since) {
+        let mut history = self.backend.history(&cell.name, since);
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(result) = history.as_mut().poll(&mut cx) {
+            self.finish_catch_up(cell, key, sub_id, result);
+            return;
+        }
+        let (registry, cell) = (Arc::downgrade(self), cell.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(finish_later(registry, cell, key, sub_id, history));
+            }
+            Err(_) => {
+                tracing::warn!(channel = %cell.name, "no runtime to read history in; resetting");
+                self.finish_catch_up(&cell, key, sub_id, Err(BackendError::Detached));
+            }
+        }
+    }
+
+    /// Offers a subscriber that asked for presence everyone on the channel
+    /// (itself included); the diffs of later ticks keep it up to date.
+    fn send_snapshot(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64) {
+        let mut members = self.backend.presence(&cell.name);
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(result) = members.as_mut().poll(&mut cx) {
+            self.offer_snapshot(cell, key, sub_id, result);
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (registry, cell) = (Arc::downgrade(self), cell.clone());
+            runtime.spawn(async move {
+                let result = members.await;
+                if let Some(registry) = registry.upgrade() {
+                    registry.offer_snapshot(&cell, key, sub_id, result);
+                }
+            });
+        }
+    }
+
+    fn offer_snapshot(
+        &self,
+        cell: &ChannelCell,
+        key: usize,
+        sub_id: u64,
+        members: Result<Vec<Member>, BackendError>,
+    ) {
+        let members = match members {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::warn!(channel = %cell.name, %error, "presence unavailable");
+                return;
+            }
+        };
+        let message = Arc::new(Message::with_kind(
+            cell.name.clone(),
+            Position::new(Epoch::from_number(0), 0),
+            MessageKind::Presence,
+            Publication::new(snapshot_json(&cell.name, &members)).event("presence"),
+        ));
+        let mut state = lock(&cell.state);
+        if let Some(entry) = state
+            .subscribers
+            .get_mut(key)
+            .filter(|e| e.sub.id == sub_id)
+        {
+            // Gone or full: the next diff (or the end) says the rest.
+            let _ = entry.sub.sink.offer(&message, Delivery::Replay);
+        }
+    }
+
+    /// Tells a subscriber where it starts on a channel it joined without a
+    /// position (the channel's last position now), unless a message got
+    /// there first: what it needs to resume exactly later.
+    fn report_start(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64) {
+        let mut top = self.backend.position(&cell.name);
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(result) = top.as_mut().poll(&mut cx) {
+            self.started_at(cell, key, sub_id, result);
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (registry, cell) = (Arc::downgrade(self), cell.clone());
+            runtime.spawn(async move {
+                let result = top.await;
+                if let Some(registry) = registry.upgrade() {
+                    registry.started_at(&cell, key, sub_id, result);
+                }
+            });
+        }
+    }
+
+    fn started_at(
+        &self,
+        cell: &ChannelCell,
+        key: usize,
+        sub_id: u64,
+        top: Result<Option<Position>, BackendError>,
+    ) {
+        let Ok(Some(top)) = top else { return };
+        let mut state = lock(&cell.state);
+        let Some(entry) = state
+            .subscribers
+            .get_mut(key)
+            .filter(|e| e.sub.id == sub_id)
+        else {
+            return;
+        };
+        if entry.last.is_none() && entry.catching_up.is_none() {
+            entry.sub.sink.position(&cell.name, &top);
+            entry.last = Some(top);
+        }
+    }
+
+    /// Offers the history, then the buffered messages it does not hold, and
+    /// switches the subscriber to live delivery.
+    fn finish_catch_up(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        key: usize,
+        sub_id: u64,
+        history: Result<History, BackendError>,
+    ) {
+        let mut state = lock(&cell.state);
+        let Some(entry) = state
+            .subscribers
+            .get_mut(key)
+            .filter(|e| e.sub.id == sub_id)
+        else {
+            return;
+        };
+        let Some(buffered) = entry.catching_up.take() else {
+            return;
+        };
+        let (reset, retained) = match history {
+            Ok(History::Continuous(messages)) => (false, messages),
+            Ok(History::Reset(messages)) => (true, messages),
+            Err(error) => {
+                tracing::warn!(channel = %cell.name, %error, "history unavailable; resetting");
+                (true, Vec::new())
+            }
+        };
+        let mut gone = false;
+        if reset {
+            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+            entry.last = None;
+            gone = entry.sub.sink.reset(&cell.name) == Offer::Gone;
+        }
+        for message in retained.iter().chain(&buffered) {
+            if gone {
+                break;
+            }
+            if !wants(&entry.sub, message) || already_offered(entry.last.as_ref(), message) {
+                continue;
+            }
+            gone = self.offer(entry, message, Delivery::Replay) == Offer::Gone;
+        }
+        if gone {
+            let emptied = self.remove_gone(cell, &mut state, vec![key]);
+            drop(state);
+            if emptied {
+                self.forget(cell);
+            }
+            return;
+        }
+        if entry.last.is_none() {
+            // A reset with nothing retained: where the channel is now.
+            drop(state);
+            self.report_start(cell, key, sub_id);
+        }
+    }
+
+    /// Puts every live subscriber of `channel` (or of every channel) back
+    /// into catching up from its own last position.
+    pub(crate) fn resync(self: &Arc<Self>, channel: Option<&str>) {
+        let cells: Vec<Arc<ChannelCell>> = match channel {
+            Some(channel) => self
+                .cell(channel, false)
+                .ok()
+                .flatten()
+                .into_iter()
+                .collect(),
+            None => (0..SHARDS)
+                .flat_map(|i| {
+                    self.shards
+                        .lock_nth(i)
+                        .values()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        };
+        for cell in cells {
+            self.resync_cell(&cell, None);
+        }
+    }
+
+    fn resync_cell(self: &Arc<Self>, cell: &Arc<ChannelCell>, pending: Option<Arc<Message>>) {
+        let mut restarts = Vec::new();
+        {
+            let mut state = lock(&cell.state);
+            for (key, entry) in state.subscribers.iter_mut() {
+                if entry.catching_up.is_some() {
+                    if let Some(message) = &pending {
+                        if let Some(buffer) = &mut entry.catching_up {
+                            buffer.push(message.clone());
+                        }
+                    }
+                    continue;
+                }
+                entry.catching_up = Some(pending.iter().cloned().collect());
+                let since = match &entry.last {
+                    Some(position) => Since::After(position.clone()),
+                    None => Since::Start,
+                };
+                restarts.push((key, entry.sub.id, since));
+            }
+        }
+        for (key, sub_id, since) in restarts {
+            self.catch_up(cell, key, sub_id, &since);
+        }
+    }
+
+    fn mark_dirty(self: &Arc<Self>, cell: &Arc<ChannelCell>, state: &mut ChannelState) {
+        if state.dirty {
+            return;
+        }
+        state.dirty = true;
+        lock(&self.presence.dirty).push(cell.clone());
+        if !self.presence.ticking.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(presence_ticks(Arc::downgrade(self), self.presence.interval));
+                }
+                Err(_) => self.presence.ticking.store(false, Ordering::Release),
+            }
+        }
+    }
+
+    /// Sends one presence message per channel that changed since the last
+    /// tick.
+    fn presence_tick(&self) {
+        let cells = std::mem::take(&mut *lock(&self.presence.dirty));
+        for cell in cells {
+            let json = {
+                let mut state = lock(&cell.state);
+                state.dirty = false;
+                if state.removed || state.presence.is_empty() {
+                    continue;
+                }
+                state.presence.take_json(&cell.name)
+            };
+            let message = Message::with_kind(
+                cell.name.clone(),
+                Position::new(Epoch::from_number(0), 0),
+                MessageKind::Presence,
+                Publication::new(json).event("presence"),
+            );
+            self.backend.send_ephemeral(Arc::new(message));
+        }
+    }
+}
+
+/// How a delivered publication stands to the last one of its channel.
+enum Continuity {
+    /// It follows (or is the first).
+    Next,
+    /// It was delivered already.
+    Seen,
+    /// Something is missing before it, or its epoch changed.
+    Gap,
+}
+
+/// Whether `sub` receives `message` at all: presence only when it asked,
+/// publications when its metadata matches their filter.
+fn wants(sub: &Subscriber, message: &Message) -> bool {
+    match message.kind() {
+        MessageKind::Presence => sub.presence,
+        MessageKind::Publication => message
+            .filter()
+            .is_none_or(|filter| filter.matches(sub.sink.metadata())),
+    }
+}
+
+/// Whether a subscriber at `last` already had `message` (same epoch, not
+/// past its offset).
+fn already_offered(last: Option<&Position>, message: &Message) -> bool {
+    message.kind() == MessageKind::Publication
+        && last.is_some_and(|last| {
+            last.epoch() == message.position().epoch()
+                && message.position().offset() <= last.offset()
+        })
+}
+
+async fn finish_later(
+    registry: Weak<Registry>,
+    cell: Arc<ChannelCell>,
+    key: usize,
+    sub_id: u64,
+    history: BoxFuture<Result<History, BackendError>>,
+) {
+    let result = history.await;
+    if let Some(registry) = registry.upgrade() {
+        registry.finish_catch_up(&cell, key, sub_id, result);
+    }
+}
+
+async fn presence_ticks(registry: Weak<Registry>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        registry.presence_tick();
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("channels", &self.channel_count())
+            .finish_non_exhaustive()
+    }
+}

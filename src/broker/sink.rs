@@ -1,0 +1,70 @@
+//! [`Sink`]: how a transport's subscriber receives messages from a broker.
+
+use std::sync::Arc;
+
+use super::{
+    filter::Metadata,
+    message::{Message, Position},
+};
+
+/// What became of an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Queued for the subscriber.
+    Queued,
+    /// The subscriber's queue is full: the broker applies its
+    /// [`SlowConsumer`](super::SlowConsumer) policy.
+    Full,
+    /// The subscriber is gone (its connection closed, or it was closed): the
+    /// broker forgets it.
+    Gone,
+}
+
+/// Why a message is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// As it is published: subject to the subscriber's queue bound.
+    Live,
+    /// From history, while the subscriber catches up: bounded by the
+    /// history itself, so a sink should take it whatever its queue holds
+    /// (and share the message's bytes rather than copy them).
+    Replay,
+}
+
+/// A subscriber as a transport implements it: an SSE stream, a WebSocket,
+/// an ActionCable connection. Every method is called under the broker's
+/// lock of the message's channel and must not wait or call back into the
+/// broker: queue, or say why not.
+///
+/// Messages of one channel are offered in position order; messages of
+/// different channels in any order.
+pub trait Sink: Send + Sync + 'static {
+    /// Offers one message (a publication or a presence change).
+    fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer;
+
+    /// Tells the subscriber that `channel` lost continuity: the position it
+    /// resumed from belongs to another epoch, or is older than the history.
+    /// What follows is the channel's retained history, then live messages.
+    fn reset(&self, channel: &str) -> Offer;
+
+    /// Tells the subscriber that `dropped` messages of `channel` did not fit
+    /// its queue (the [`DropWithGap`](super::SlowConsumer::DropWithGap)
+    /// policy), before the next one that does.
+    fn gap(&self, channel: &str, dropped: u64) -> Offer;
+
+    /// Tells the subscriber where it stands on `channel` without a message:
+    /// where it started when it joined without a position (or after a reset
+    /// with nothing retained). A transport that lets clients resume keeps it
+    /// with the positions of the messages it delivered.
+    fn position(&self, channel: &str, position: &Position);
+
+    /// Ends the subscriber's stream from the broker's side (the
+    /// [`Disconnect`](super::SlowConsumer::Disconnect) policy): it should end
+    /// cleanly after what is queued.
+    fn close(&self);
+
+    /// The subscriber's metadata, which publication filters match against.
+    /// It comes from the server (the action, or an authorization hook),
+    /// never from what the client asks for.
+    fn metadata(&self) -> &Metadata;
+}
