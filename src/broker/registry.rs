@@ -121,6 +121,8 @@ struct Entry {
     catching_up: Option<Vec<Arc<Message>>>,
     /// Messages dropped since the last gap notice (drop policy).
     dropped: u64,
+    /// Put on hold by a resync: its catch-up has yet to start.
+    resync: bool,
 }
 
 /// A subscription as the registry knows it.
@@ -265,6 +267,7 @@ impl Registry {
                 },
                 catching_up: since.is_some().then(Vec::new),
                 dropped: 0,
+                resync: false,
             });
             cell.count.store(state.subscribers.len(), Ordering::Release);
             if first {
@@ -368,8 +371,11 @@ impl Registry {
                 Continuity::Gap => {
                     tracing::debug!(channel = message.channel(), "gap in delivery; catching up");
                     state.last = Some(position.clone());
+                    // Everyone catches up, this message buffered first.
+                    let pending = Some(message);
+                    Self::hold_for_catch_up(&mut state, &pending);
                     drop(state);
-                    self.resync_cell(&cell, Some(message));
+                    self.defer(move |registry| registry.resync_cell(&cell, None));
                     return;
                 }
             }
@@ -618,6 +624,25 @@ impl Registry {
             entry.last = None;
             gone = entry.sub.sink.reset(&cell.name) == Offer::Gone;
         }
+        // What the history brought is delivered for the channel as a whole
+        // too: later messages are checked for gaps against it.
+        let newest = retained
+            .iter()
+            .chain(&buffered)
+            .rev()
+            .find(|m| m.kind() == MessageKind::Publication);
+        if let Some(newest) = newest {
+            let position = newest.position();
+            let behind = state.last.as_ref().is_none_or(|last| {
+                last.epoch() != position.epoch() || last.offset() < position.offset()
+            });
+            if behind {
+                state.last = Some(position.clone());
+            }
+        }
+        let Some(entry) = state.subscribers.get_mut(key) else {
+            return;
+        };
         for message in retained.iter().chain(&buffered) {
             if gone {
                 break;
@@ -642,9 +667,32 @@ impl Registry {
         }
     }
 
+    /// Runs `f` outside the current call: a backend may deliver (and report
+    /// lost contact) while holding its own locks, and catching up reads its
+    /// history, so it must not happen within the backend's call. In a task
+    /// when there is a runtime; at once otherwise.
+    fn defer(self: &Arc<Self>, f: impl FnOnce(&Arc<Registry>) + Send + 'static) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let registry = Arc::downgrade(self);
+                runtime.spawn(async move {
+                    if let Some(registry) = registry.upgrade() {
+                        f(&registry);
+                    }
+                });
+            }
+            Err(_) => f(self),
+        }
+    }
+
     /// Puts every live subscriber of `channel` (or of every channel) back
     /// into catching up from its own last position.
     pub(crate) fn resync(self: &Arc<Self>, channel: Option<&str>) {
+        let channel = channel.map(str::to_owned);
+        self.defer(move |registry| registry.resync_now(channel.as_deref()));
+    }
+
+    fn resync_now(self: &Arc<Self>, channel: Option<&str>) {
         let cells: Vec<Arc<ChannelCell>> = match channel {
             Some(channel) => self
                 .cell(channel, false)
@@ -667,20 +715,34 @@ impl Registry {
         }
     }
 
+    /// Marks every live subscriber of the channel as catching up (from its
+    /// own last position), `pending` buffered first; those already catching
+    /// up buffer it too.
+    fn hold_for_catch_up(state: &mut ChannelState, pending: &Option<Arc<Message>>) {
+        for (_, entry) in state.subscribers.iter_mut() {
+            match &mut entry.catching_up {
+                Some(buffer) => buffer.extend(pending.iter().cloned()),
+                None => {
+                    entry.catching_up = Some(pending.iter().cloned().collect());
+                    entry.resync = true;
+                }
+            }
+        }
+    }
+
+    /// Catches up every subscriber of the channel that was put on hold (or,
+    /// when none was, puts every live one on hold first).
     fn resync_cell(self: &Arc<Self>, cell: &Arc<ChannelCell>, pending: Option<Arc<Message>>) {
         let mut restarts = Vec::new();
         {
             let mut state = lock(&cell.state);
+            if !state.subscribers.iter_mut().any(|(_, e)| e.resync) {
+                Self::hold_for_catch_up(&mut state, &pending);
+            }
             for (key, entry) in state.subscribers.iter_mut() {
-                if entry.catching_up.is_some() {
-                    if let Some(message) = &pending {
-                        if let Some(buffer) = &mut entry.catching_up {
-                            buffer.push(message.clone());
-                        }
-                    }
+                if !std::mem::take(&mut entry.resync) {
                     continue;
                 }
-                entry.catching_up = Some(pending.iter().cloned().collect());
                 let since = match &entry.last {
                     Some(position) => Since::After(position.clone()),
                     None => Since::Start,

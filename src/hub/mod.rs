@@ -288,7 +288,7 @@ impl HubBuilder {
 
     /// Also takes metadata from the subscription request's query
     /// parameters (all but `channel`, `lastEventId` and `presence`), as
-    /// lucky_sse does. **Off by default, and a risk when on:** a client then
+    /// Lucky's SSE shard (lucky_sse) does. **Off by default, and a risk when on:** a client then
     /// chooses its own metadata, so a filter on, say, `user_id` delivers to
     /// whoever asks for `?user_id=7`. Server-set pairs (from
     /// [`identify`](Self::identify) and the action) always win over query

@@ -40,8 +40,8 @@ impl Outcome {
 }
 
 impl Response {
-    /// A handle on the live writer task (the seed's `live-promise`): await it
-    /// for the writer's result. `None` for responses without a writer task.
+    /// A handle on the live writer task (what Keayl calls a `live-promise`):
+    /// await it for the writer's result. `None` for responses without a writer task.
     pub fn writer(&self) -> Option<WriterHandle> {
         self.extension::<WriterHandle>().cloned()
     }
@@ -51,7 +51,7 @@ impl Response {
     }
 }
 
-/// A handle on a live response's writer task — the seed's `live-promise`.
+/// A handle on a live response's writer task (Keayl's `live-promise`).
 ///
 /// Await it (it implements [`IntoFuture`]) to get the writer's result once it
 /// finishes. Cloning is cheap and every clone sees the same result; awaiting

@@ -84,8 +84,8 @@ impl SseWriter {
         .await
     }
 
-    /// Sends `data` as an event with only the stream's defaults (the seed's
-    /// `$sse.write('tick')`). Encodes straight into the outgoing buffer:
+    /// Sends `data` as an event with only the stream's defaults (as Keayl's
+    /// `$sse.write('tick')` does). Encodes straight into the outgoing buffer:
     /// nothing is allocated per event.
     ///
     /// # Errors

@@ -24,8 +24,8 @@ pub const PARAGRAPH: &str = "Live responses let a server answer while it is stil
 each token reaches the reader the moment it exists, and nothing waits for the whole.";
 
 impl EventsController {
-    /// The seed's frames, with `retry: 5000` as the stream's default; then
-    /// the stream ends.
+    /// The frames of the Keayl SSE example, with `retry: 5000` as the
+    /// stream's default; then the stream ends.
     async fn events(self: Arc<Self>, ctx: Context) -> Response {
         let options = SseOptions::new().retry(Duration::from_millis(5000));
         ctx.sse_with(options, |_ctx, mut sse| async move {
