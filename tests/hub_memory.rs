@@ -169,5 +169,9 @@ async fn channels_do_not_outlive_their_subscribers() {
         })
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(hub.stats(false).channel_count, 0, "presence kept a channel alive");
+    assert_eq!(
+        hub.stats(false).channel_count,
+        0,
+        "presence kept a channel alive"
+    );
 }

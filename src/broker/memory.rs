@@ -34,8 +34,8 @@ use super::{
     MAX_CHANNEL_NAME,
 };
 
-/// Every this many publications, one shard of logs is swept for expired
-/// history and forgotten channels.
+/// Every this many publications on a channel, one shard of logs is swept
+/// for expired history and forgotten channels.
 const SWEEP_EVERY: u64 = 256;
 
 /// How much history each channel keeps.
@@ -56,7 +56,6 @@ pub struct MemoryBackend {
     log_count: AtomicUsize,
     epoch_seed: u64,
     incarnations: AtomicU64,
-    publications: AtomicU64,
     sweep_cursor: AtomicUsize,
     inbox: OnceLock<Inbox>,
 }
@@ -88,7 +87,6 @@ impl MemoryBackend {
             log_count: AtomicUsize::new(0),
             epoch_seed: epoch_seed(),
             incarnations: AtomicU64::new(0),
-            publications: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
             inbox: OnceLock::new(),
         }
@@ -145,7 +143,7 @@ impl MemoryBackend {
             return Err(PublishError::InvalidChannel);
         }
         let now = Instant::now();
-        let (position, message) = loop {
+        let (position, message, sweep) = loop {
             let Some(cell) = self.log_cell(channel, true)? else {
                 unreachable!("log_cell() creates when asked")
             };
@@ -164,10 +162,12 @@ impl MemoryBackend {
             if let Some(inbox) = self.inbox.get() {
                 inbox.deliver(message.clone());
             }
-            break (position, message);
+            // Counted per channel (under its lock): a shared counter would
+            // make publishers on different channels share a cache line.
+            break (position, message, log.top % SWEEP_EVERY == 0);
         };
         drop(message);
-        if self.publications.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+        if sweep {
             self.sweep_one_shard(now);
         }
         Ok(position)

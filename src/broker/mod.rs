@@ -20,12 +20,14 @@
 //! * `presence` — [`Member`], joins and leaves gathered per tick.
 //! * `shards` — maps by channel name over many locks.
 //! * `slab` — O(1) join and leave.
+//! * `counter` — counters that threads bump without sharing a cache line.
 //! * `error` — [`PublishError`], [`SubscribeError`], [`BackendError`].
 //!
 //! See `docs/hub.md` for ids, epochs, resets and presence as clients see
 //! them, and `docs/architecture.md` for the path of a published event.
 
 mod backend;
+mod counter;
 mod error;
 mod filter;
 mod memory;
@@ -48,7 +50,7 @@ pub(crate) use message::Encoding;
 
 use std::{
     collections::HashMap,
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -270,7 +272,7 @@ impl Broker {
     ) -> Result<Position, PublishError> {
         let registry = &self.inner.registry;
         let position = registry.backend.publish(channel, publication).await?;
-        registry.counters.published.fetch_add(1, Ordering::Relaxed);
+        registry.counters.published.add(1);
         Ok(position)
     }
 
@@ -292,7 +294,7 @@ impl Broker {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(result) = publishing.as_mut().poll(&mut cx) {
             result?;
-            registry.counters.published.fetch_add(1, Ordering::Relaxed);
+            registry.counters.published.add(1);
             return Ok(());
         }
         let runtime = tokio::runtime::Handle::try_current()
@@ -301,7 +303,7 @@ impl Broker {
         runtime.spawn(async move {
             match publishing.await {
                 Ok(_) => {
-                    registry.counters.published.fetch_add(1, Ordering::Relaxed);
+                    registry.counters.published.add(1);
                 }
                 Err(error) => tracing::warn!(%channel, %error, "detached publish failed"),
             }
@@ -357,11 +359,11 @@ impl Broker {
             channels_with_subscribers: registry.channel_count(),
             channels_with_history: self.inner.memory.as_ref().map(|m| m.log_count()),
             channels,
-            published: c.published.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            slow_disconnects: c.slow_disconnects.load(Ordering::Relaxed),
-            resets: c.resets.load(Ordering::Relaxed),
+            published: c.published.get(),
+            delivered: c.delivered.get(),
+            dropped: c.dropped.get(),
+            slow_disconnects: c.slow_disconnects.get(),
+            resets: c.resets.get(),
         }
     }
 }

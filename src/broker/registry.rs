@@ -44,6 +44,7 @@ use std::{
 
 use super::{
     backend::{Backend, BoxFuture, History, Since},
+    counter::Counter,
     error::{BackendError, SubscribeError},
     message::{Epoch, Message, MessageKind, Position, Publication},
     presence::{snapshot_json, Member, PresenceDiff},
@@ -56,11 +57,11 @@ use super::{
 /// Counters of a broker's activity, all exact.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) published: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) slow_disconnects: AtomicU64,
-    pub(crate) resets: AtomicU64,
+    pub(crate) published: Counter,
+    pub(crate) delivered: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) slow_disconnects: Counter,
+    pub(crate) resets: Counter,
 }
 
 /// Locks a mutex whose critical sections leave it consistent between
@@ -425,7 +426,7 @@ impl Registry {
                 Offer::Gone => return Offer::Gone,
                 Offer::Full => {
                     entry.dropped += 1;
-                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.counters.dropped.add(1);
                     return Offer::Full;
                 }
             }
@@ -435,17 +436,15 @@ impl Registry {
                 if message.kind() == MessageKind::Publication {
                     entry.last = Some(message.position().clone());
                 }
-                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                self.counters.delivered.add(1);
                 Offer::Queued
             }
             Offer::Gone => Offer::Gone,
             Offer::Full => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.add(1);
                 match entry.sub.policy {
                     SlowConsumer::Disconnect => {
-                        self.counters
-                            .slow_disconnects
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.slow_disconnects.add(1);
                         sink.close();
                         Offer::Gone
                     }
@@ -620,7 +619,7 @@ impl Registry {
         };
         let mut gone = false;
         if reset {
-            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+            self.counters.resets.add(1);
             entry.last = None;
             gone = entry.sub.sink.reset(&cell.name) == Offer::Gone;
         }
