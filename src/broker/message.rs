@@ -162,6 +162,24 @@ impl Position {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+
+    /// Moves this position to `to`, sharing the epoch it already holds when
+    /// it is the same (no reference count touched: this runs once per
+    /// delivery).
+    pub(crate) fn advance_to(&mut self, to: &Position) {
+        if !Arc::ptr_eq(&self.epoch.0, &to.epoch.0) && self.epoch != to.epoch {
+            self.epoch = to.epoch.clone();
+        }
+        self.offset = to.offset;
+    }
+}
+
+/// Moves `last` to `to` (see [`Position::advance_to`]).
+pub(crate) fn advance(last: &mut Option<Position>, to: &Position) {
+    match last {
+        Some(last) => last.advance_to(to),
+        None => *last = Some(to.clone()),
+    }
 }
 
 impl fmt::Display for Position {
@@ -298,10 +316,8 @@ impl Message {
         &self,
         encoding: Encoding,
         encode: impl FnOnce(&Message) -> Bytes,
-    ) -> Bytes {
-        self.encodings[encoding as usize]
-            .get_or_init(|| encode(self))
-            .clone()
+    ) -> &Bytes {
+        self.encodings[encoding as usize].get_or_init(|| encode(self))
     }
 }
 

@@ -46,7 +46,7 @@ use super::{
     backend::{Backend, BoxFuture, History, Since},
     counter::Counter,
     error::{BackendError, SubscribeError},
-    message::{Epoch, Message, MessageKind, Position, Publication},
+    message::{advance, Epoch, Message, MessageKind, Position, Publication},
     presence::{snapshot_json, Member, PresenceDiff},
     shards::{Shards, SHARDS},
     sink::{Delivery, Offer, Sink},
@@ -399,6 +399,7 @@ impl Registry {
         message: &Arc<Message>,
     ) -> bool {
         let mut gone = Vec::new();
+        let mut delivered = 0;
         for (key, entry) in state.subscribers.iter_mut() {
             if !wants(&entry.sub, message) {
                 continue;
@@ -408,11 +409,13 @@ impl Registry {
                 continue;
             }
             match self.offer(entry, message, Delivery::Live) {
-                Offer::Queued => {}
+                Offer::Queued => delivered += 1,
                 Offer::Full => {}
                 Offer::Gone => gone.push(key),
             }
         }
+        // Once per publication, not per delivery.
+        self.counters.delivered.add(delivered);
         self.remove_gone(cell, state, gone)
     }
 
@@ -434,9 +437,8 @@ impl Registry {
         match sink.offer(message, delivery) {
             Offer::Queued => {
                 if message.kind() == MessageKind::Publication {
-                    entry.last = Some(message.position().clone());
+                    advance(&mut entry.last, message.position());
                 }
-                self.counters.delivered.add(1);
                 Offer::Queued
             }
             Offer::Gone => Offer::Gone,
@@ -649,7 +651,11 @@ impl Registry {
             if !wants(&entry.sub, message) || already_offered(entry.last.as_ref(), message) {
                 continue;
             }
-            gone = self.offer(entry, message, Delivery::Replay) == Offer::Gone;
+            match self.offer(entry, message, Delivery::Replay) {
+                Offer::Queued => self.counters.delivered.add(1),
+                Offer::Full => {}
+                Offer::Gone => gone = true,
+            }
         }
         if gone {
             let emptied = self.remove_gone(cell, &mut state, vec![key]);

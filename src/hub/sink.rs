@@ -52,16 +52,17 @@ impl SseSink {
         }
     }
 
-    /// Queues `frame` (shared, never copied, for a replay).
-    fn queue_frame(&self, frame: Bytes, delivery: Delivery) -> Offer {
+    /// Queues `frame`: shared, never copied, for a replay; copied when
+    /// short (a message's frame is read by every subscriber at once).
+    fn queue_frame(&self, frame: &Bytes, delivery: Delivery) -> Offer {
         let queued = self.feed.with_state(|state| {
             match delivery {
-                Delivery::Replay => state.batch.push_shared(frame),
+                Delivery::Replay => state.batch.push_shared(frame.clone()),
                 Delivery::Live => {
                     if state.batch.writes() >= self.queue {
                         return Offer::Full;
                     }
-                    state.batch.push(frame);
+                    state.batch.push_ref(frame);
                 }
             }
             Offer::Queued
@@ -93,8 +94,8 @@ impl SseSink {
                 cursor[i] = Some(message.position().clone());
             }
             match delivery {
-                Delivery::Replay => state.batch.push_shared(fields),
-                Delivery::Live => state.batch.push(fields),
+                Delivery::Replay => state.batch.push_shared(fields.clone()),
+                Delivery::Live => state.batch.push_ref(fields),
             }
             state.batch.encode(|buf| {
                 buf.extend_from_slice(b"id: ");
@@ -109,9 +110,6 @@ impl SseSink {
 
 impl Sink for SseSink {
     fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer {
-        if self.feed.is_closed() {
-            return Offer::Gone;
-        }
         match (&self.cursor, message.kind()) {
             (Some(cursor), MessageKind::Publication) => {
                 self.queue_with_cursor(cursor, message, delivery)
@@ -121,12 +119,11 @@ impl Sink for SseSink {
     }
 
     fn reset(&self, channel: &str) -> Offer {
-        let frame = notice("reset", channel);
-        self.queue_frame(frame, Delivery::Replay)
+        self.queue_frame(&notice("reset", channel), Delivery::Replay)
     }
 
     fn gap(&self, _channel: &str, dropped: u64) -> Offer {
-        self.queue_frame(notice("gap", &dropped.to_string()), Delivery::Live)
+        self.queue_frame(&notice("gap", &dropped.to_string()), Delivery::Live)
     }
 
     fn position(&self, channel: &str, position: &Position) {

@@ -93,11 +93,14 @@ impl LiveStream {
     }
 
     /// Sends already-encoded bytes; the building block of `write` and of the
-    /// SSE writer. Its rare wait is boxed: keeping it out of this future
-    /// keeps every write's future small, which is most of the cost of a
-    /// write that does not wait.
+    /// SSE writer. A write that finds room needs no future at all; the rare
+    /// wait is boxed, which keeps every write's future small — most of the
+    /// cost of a write that does not wait.
     pub(crate) async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), LiveError> {
-        Box::pin(self.pipe.send(bytes)).await
+        match self.pipe.try_send(bytes)? {
+            None => Ok(()),
+            Some(bytes) => Box::pin(self.pipe.send(bytes)).await,
+        }
     }
 
     /// Sends one frame that `encode` appends to a buffer, straight into the

@@ -55,6 +55,22 @@ impl Batch {
         }
     }
 
+    /// Appends a frame shared with others: copied when short (without
+    /// touching its reference count, which other threads may be touching
+    /// too), shared when long.
+    pub(crate) fn push_ref(&mut self, frame: &Bytes) {
+        if frame.is_empty() {
+            return;
+        }
+        if frame.len() < COPY_BELOW {
+            self.len += frame.len();
+            self.writes += 1;
+            self.open.extend_from_slice(frame);
+        } else {
+            self.push_shared(frame.clone());
+        }
+    }
+
     /// Appends a chunk without copying it, whatever its length: a frame
     /// shared with other readers (a history entry) stays one allocation.
     pub(crate) fn push_shared(&mut self, chunk: Bytes) {

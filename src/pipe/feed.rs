@@ -60,6 +60,7 @@ impl PipeFeed {
     }
 
     /// Whether the stream can take no more (closed, or the client gone).
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.flags() & (CLOSED | DISCONNECTED) != 0
     }

@@ -31,17 +31,19 @@
 //! Every rule below is relied on by the code of this module and checked by
 //! the loom models in `loom_tests.rs` (`bash scripts/loom.sh`).
 //!
-//! 1. **One lock.** The channel, the batch, the count of queued bytes and
-//!    both parked wakers are touched only while holding `Shared::state`. The
-//!    writer sends into (and closes) the channel only under it, and the body
-//!    receives from the channel only under it, so the lock orders every
-//!    hand-over — and every end: the body reads the flags under the lock
-//!    too.
+//! 1. **One lock.** The batch, the count of queued bytes (`in_channel`:
+//!    the length of the message in the channel) and both parked wakers are
+//!    touched only while holding `Shared::state`. The writer sends into (and
+//!    closes) the channel only under it. The body may take the channel's
+//!    message before taking the lock, but acknowledges it (clears
+//!    `in_channel`) only under it, and reads the flags under it.
 //! 2. **Order.** The writer uses the channel only when nothing is queued
-//!    (`State::in_channel` is `None` and the batch is empty), so the channel
-//!    holds at most one message, and that message is older than everything
-//!    in the batch. The body takes the message first, then the batch, in the
-//!    same critical section: bytes leave in the order they were written.
+//!    (`in_channel` is `None` and the batch is empty), so the channel holds
+//!    at most one message, and that message is older than everything in the
+//!    batch; until the body acknowledges it, writes go to the batch. The body
+//!    takes the message (or, if it was sent after the body's look at the
+//!    channel, looks again under the lock), then the batch: bytes leave in
+//!    the order they were written.
 //! 3. **No lost wake-up.** A write into an idle pipe either sends on the
 //!    channel (which wakes the body's waker, registered by its last empty
 //!    poll of the channel) or, for a feed, wakes the body's waker parked in
@@ -109,9 +111,11 @@ pub(crate) const BODY_DONE: u8 = 1 << 4;
 
 /// A pipe for a writer task: the writer's end and the body's end.
 pub(crate) fn channel(limit: usize) -> (PipeWriter, PipeReader) {
-    // Capacity 0: each sender has one slot, and the writer never has more
-    // than one message in the channel (invariant 2).
-    let (tx, rx) = futures_channel::mpsc::channel::<Bytes>(0);
+    // The writer never has more than one message in the channel (invariant
+    // 2); a buffer of one keeps that message from parking the sender
+    // (futures' mpsc parks a sender past its buffer, which costs a queue
+    // node and a wake per message).
+    let (tx, rx) = futures_channel::mpsc::channel::<Bytes>(1);
     let shared = Arc::new(Shared::new(limit));
     (
         PipeWriter::new(tx, shared.clone()),

@@ -67,25 +67,27 @@ impl PipeReader {
     pub(crate) fn poll_read<C: Collect>(&mut self, cx: &mut Context<'_>) -> Poll<Read<C::Data>> {
         let mut frame = C::default();
         let mut took = false;
-        let mut channel_ended = false;
+        // The channel holds at most the one message in flight, older than
+        // the batch (invariant 2). It is taken before the lock, so the
+        // writer, who needs the lock for every write, waits for none of the
+        // channel's bookkeeping.
+        let mut channel_ended = match &mut self.rx {
+            Some(rx) => drain(rx, cx, &mut frame, &mut took),
+            None => false,
+        };
         let (writer, flags) = {
             let mut state = self.shared.lock();
-            // The channel's message first: it is older than the batch
-            // (invariant 2).
-            if let Some(rx) = &mut self.rx {
-                loop {
-                    match Pin::new(&mut *rx).poll_next(cx) {
-                        Poll::Ready(Some(chunk)) => {
-                            state.in_channel = None;
-                            took = true;
-                            frame.push(chunk);
-                        }
-                        Poll::Ready(None) => {
-                            channel_ended = true;
-                            break;
-                        }
-                        Poll::Pending => break,
+            if state.in_channel.is_some() {
+                if !took && !channel_ended {
+                    // Sent after the look above: still older than the batch.
+                    if let Some(rx) = &mut self.rx {
+                        channel_ended = drain(rx, cx, &mut frame, &mut took);
                     }
+                }
+                if took {
+                    // Acknowledged under the lock: only now may the writer
+                    // use the channel again.
+                    state.in_channel = None;
                 }
             }
             if !state.batch.is_empty() {
@@ -127,6 +129,25 @@ impl PipeReader {
                 Poll::Ready(Read::End(end))
             }
             None => Poll::Pending,
+        }
+    }
+}
+
+/// Moves what the channel holds into `frame`; whether the channel ended.
+fn drain<C: Collect>(
+    rx: &mut mpsc::Receiver<Bytes>,
+    cx: &mut Context<'_>,
+    frame: &mut C,
+    took: &mut bool,
+) -> bool {
+    loop {
+        match Pin::new(&mut *rx).poll_next(cx) {
+            Poll::Ready(Some(chunk)) => {
+                *took = true;
+                frame.push(chunk);
+            }
+            Poll::Ready(None) => return true,
+            Poll::Pending => return false,
         }
     }
 }

@@ -50,11 +50,34 @@ impl PipeWriter {
         std::future::poll_fn(|cx| self.poll_send(cx, &mut bytes)).await
     }
 
+    /// Hands `bytes` over if there is room now, without waiting: `Ok(None)`
+    /// when done, `Ok(Some(bytes))` when the pipe is full (then
+    /// [`send`](Self::send) waits). The common path of a write: no future,
+    /// no waker.
+    pub(crate) fn try_send(&mut self, bytes: Bytes) -> Result<Option<Bytes>, LiveError> {
+        let mut slot = Some(bytes);
+        match self.push(None, &mut slot) {
+            Poll::Ready(result) => result.map(|()| None),
+            Poll::Pending => Ok(slot),
+        }
+    }
+
     /// One attempt to hand over what `slot` holds; parks the writer when
     /// there is no room (invariant 5).
     pub(crate) fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
+        slot: &mut Option<Bytes>,
+    ) -> Poll<Result<(), LiveError>> {
+        self.push(Some(cx), slot)
+    }
+
+    /// The room check and the hand-over, in one critical section; with a
+    /// context, parks the writer in that same section when there is no room
+    /// (so the body, which wakes it after taking, cannot miss it).
+    fn push(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
         slot: &mut Option<Bytes>,
     ) -> Poll<Result<(), LiveError>> {
         let mut state = self.shared.lock();
@@ -90,7 +113,9 @@ impl PipeWriter {
             return Poll::Ready(Ok(()));
         }
         *slot = Some(bytes);
-        park(&mut state.writer, cx.waker());
+        if let Some(cx) = cx {
+            park(&mut state.writer, cx.waker());
+        }
         Poll::Pending
     }
 
