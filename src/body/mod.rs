@@ -40,7 +40,9 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Option<Bytes>),
-    Live(LiveBody),
+    /// Boxed: a live body holds a pipe's reader and its spare batch, which
+    /// would make every `Body` that large.
+    Live(Box<LiveBody>),
     Stream(BoxStream),
 }
 
@@ -106,7 +108,7 @@ impl Body {
         heartbeat: Option<(Duration, Bytes)>,
     ) -> Self {
         Body {
-            kind: Kind::Live(LiveBody::new(reader, guard, heartbeat)),
+            kind: Kind::Live(Box::new(LiveBody::new(reader, guard, heartbeat))),
         }
     }
 

@@ -60,7 +60,7 @@ impl PipeFeed {
     }
 
     /// Whether the stream can take no more (closed, or the client gone).
-    #[cfg(test)]
+    #[cfg(loom)]
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.flags() & (CLOSED | DISCONNECTED) != 0
     }

@@ -42,8 +42,10 @@
 //!    at most one message, and that message is older than everything in the
 //!    batch; until the body acknowledges it, writes go to the batch. The body
 //!    takes the message (or, if it was sent after the body's look at the
-//!    channel, looks again under the lock), then the batch: bytes leave in
-//!    the order they were written.
+//!    channel, looks again under the lock), then the batch — swapped for an
+//!    empty one under the lock, emptied into the frame after it, so the
+//!    writer is held up by a swap, not by the frame being built: bytes
+//!    leave in the order they were written.
 //! 3. **No lost wake-up.** A write into an idle pipe either sends on the
 //!    channel (which wakes the body's waker, registered by its last empty
 //!    poll of the channel) or, for a feed, wakes the body's waker parked in

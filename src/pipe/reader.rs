@@ -10,7 +10,7 @@ use std::{
 
 use std::sync::Arc;
 
-use super::{park, Shared, BODY_DONE, CLOSED, DISCONNECTED, FAILED};
+use super::{park, Batch, Shared, BODY_DONE, CLOSED, DISCONNECTED, FAILED};
 
 /// How the chunks taken in one poll become the data of one frame.
 pub(crate) trait Collect: Default {
@@ -50,6 +50,9 @@ pub(crate) struct PipeReader {
     rx: Option<mpsc::Receiver<Bytes>>,
     shared: Arc<Shared>,
     ended: bool,
+    /// The batch swapped out of the pipe under the lock and emptied into a
+    /// frame after it; then swapped back in empty, its buffer reused.
+    spare: Batch,
 }
 
 impl PipeReader {
@@ -58,6 +61,7 @@ impl PipeReader {
             rx,
             shared,
             ended: false,
+            spare: Batch::default(),
         }
     }
 
@@ -92,7 +96,8 @@ impl PipeReader {
             }
             if !state.batch.is_empty() {
                 took = true;
-                state.batch.take(|part| frame.push(part));
+                // A swap under the lock; the parts are collected after it.
+                std::mem::swap(&mut state.batch, &mut self.spare);
             }
             let writer = if took {
                 state.writer.take()
@@ -107,6 +112,9 @@ impl PipeReader {
         };
         if let Some(writer) = writer {
             writer.wake();
+        }
+        if !self.spare.is_empty() {
+            self.spare.take(|part| frame.push(part));
         }
         if let Some(data) = frame.finish() {
             return Poll::Ready(Read::Data(data));
