@@ -479,20 +479,39 @@ impl Registry {
     /// history (at once for an in-process backend, else in a task) and
     /// finishes under the channel lock.
     fn catch_up(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64, since: &Since) {
-        let mut history = self.backend.history(&cell.name, since);
+        let history = self.backend.history(&cell.name, since);
+        self.when_answered(cell, history, move |registry, cell, result| {
+            registry.finish_catch_up(cell, key, sub_id, result)
+        });
+    }
+
+    /// Runs `then` with the backend's answer: at once when it answered at
+    /// once (the in-process backend always does), else in a task. Without a
+    /// runtime to wait in, `then` gets `BackendError::Detached`.
+    fn when_answered<T: Send + 'static>(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        mut answer: BoxFuture<Result<T, BackendError>>,
+        then: impl FnOnce(&Arc<Registry>, &Arc<ChannelCell>, Result<T, BackendError>) + Send + 'static,
+    ) {
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(result) = history.as_mut().poll(&mut cx) {
-            self.finish_catch_up(cell, key, sub_id, result);
+        if let Poll::Ready(result) = answer.as_mut().poll(&mut cx) {
+            then(self, cell, result);
             return;
         }
-        let (registry, cell) = (Arc::downgrade(self), cell.clone());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(finish_later(registry, cell, key, sub_id, history));
+                let (registry, cell) = (Arc::downgrade(self), cell.clone());
+                runtime.spawn(async move {
+                    let result = answer.await;
+                    if let Some(registry) = registry.upgrade() {
+                        then(&registry, &cell, result);
+                    }
+                });
             }
             Err(_) => {
-                tracing::warn!(channel = %cell.name, "no runtime to read history in; resetting");
-                self.finish_catch_up(&cell, key, sub_id, Err(BackendError::Detached));
+                tracing::warn!(channel = %cell.name, "no runtime to wait for the backend in");
+                then(self, cell, Err(BackendError::Detached));
             }
         }
     }
@@ -500,21 +519,10 @@ impl Registry {
     /// Offers a subscriber that asked for presence everyone on the channel
     /// (itself included); the diffs of later ticks keep it up to date.
     fn send_snapshot(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64) {
-        let mut members = self.backend.presence(&cell.name);
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(result) = members.as_mut().poll(&mut cx) {
-            self.offer_snapshot(cell, key, sub_id, result);
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (registry, cell) = (Arc::downgrade(self), cell.clone());
-            runtime.spawn(async move {
-                let result = members.await;
-                if let Some(registry) = registry.upgrade() {
-                    registry.offer_snapshot(&cell, key, sub_id, result);
-                }
-            });
-        }
+        let members = self.backend.presence(&cell.name);
+        self.when_answered(cell, members, move |registry, cell, result| {
+            registry.offer_snapshot(cell, key, sub_id, result)
+        });
     }
 
     fn offer_snapshot(
@@ -552,21 +560,10 @@ impl Registry {
     /// position (the channel's last position now), unless a message got
     /// there first: what it needs to resume exactly later.
     fn report_start(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64) {
-        let mut top = self.backend.position(&cell.name);
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(result) = top.as_mut().poll(&mut cx) {
-            self.started_at(cell, key, sub_id, result);
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (registry, cell) = (Arc::downgrade(self), cell.clone());
-            runtime.spawn(async move {
-                let result = top.await;
-                if let Some(registry) = registry.upgrade() {
-                    registry.started_at(&cell, key, sub_id, result);
-                }
-            });
-        }
+        let top = self.backend.position(&cell.name);
+        self.when_answered(cell, top, move |registry, cell, result| {
+            registry.started_at(cell, key, sub_id, result)
+        });
     }
 
     fn started_at(
@@ -829,19 +826,6 @@ fn already_offered(last: Option<&Position>, message: &Message) -> bool {
             last.epoch() == message.position().epoch()
                 && message.position().offset() <= last.offset()
         })
-}
-
-async fn finish_later(
-    registry: Weak<Registry>,
-    cell: Arc<ChannelCell>,
-    key: usize,
-    sub_id: u64,
-    history: BoxFuture<Result<History, BackendError>>,
-) {
-    let result = history.await;
-    if let Some(registry) = registry.upgrade() {
-        registry.finish_catch_up(&cell, key, sub_id, result);
-    }
 }
 
 async fn presence_ticks(registry: Weak<Registry>, interval: Duration) {

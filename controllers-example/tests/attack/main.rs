@@ -139,6 +139,42 @@ fn send_one_byte_per_segment(
     (conn, sent)
 }
 
+/// Sends `head`, then `piece(i)` every `every` (at most 60 of them) while
+/// reading until the server closes (at most 15 s); what the server answered
+/// and whether it closed.
+async fn trickle(
+    addr: SocketAddr,
+    head: &'static str,
+    piece: fn(usize) -> String,
+    every: Duration,
+) -> (String, bool) {
+    let conn = TcpStream::connect(addr).await.expect("connect");
+    let (mut read, mut write) = conn.into_split();
+    write.write_all(head.as_bytes()).await.expect("send head");
+    let trickling = tokio::spawn(async move {
+        for i in 0..60 {
+            if write.write_all(piece(i).as_bytes()).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut tmp = [0u8; 1024];
+        loop {
+            match read.read(&mut tmp).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    trickling.abort();
+    (String::from_utf8_lossy(&buf).into_owned(), closed)
+}
+
 /// Row 2: bodies trickled at one byte per second (inside the idle timeout)
 /// are answered 408 and closed at the total body-read timeout.
 #[test]
@@ -151,36 +187,11 @@ fn trickled_bodies_get_408_at_the_deadline() {
         for _ in 0..count {
             let addr = server.addr;
             clients.spawn(async move {
-                let conn = TcpStream::connect(addr).await.expect("connect");
-                let (mut read, mut write) = conn.into_split();
-                write
-                    .write_all(
-                        b"POST /hub/broadcast HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
-                    )
-                    .await
-                    .expect("send head");
-                let trickle = tokio::spawn(async move {
-                    for _ in 0..30 {
-                        if write.write_all(b"x").await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                });
-                let mut buf = Vec::new();
-                let closed = tokio::time::timeout(Duration::from_secs(15), async {
-                    let mut tmp = [0u8; 1024];
-                    loop {
-                        match read.read(&mut tmp).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                        }
-                    }
-                })
-                .await
-                .is_ok();
-                trickle.abort();
-                (String::from_utf8_lossy(&buf).into_owned(), closed, started.elapsed())
+                let head =
+                    "POST /hub/broadcast HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n";
+                let (answer, closed) =
+                    trickle(addr, head, |_| "x".to_owned(), Duration::from_secs(1)).await;
+                (answer, closed, started.elapsed())
             });
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -453,36 +464,11 @@ fn slowloris_heads_get_408_at_the_deadline() {
         for _ in 0..count {
             let addr = server.addr;
             clients.spawn(async move {
-                let conn = TcpStream::connect(addr).await.expect("connect");
-                let (mut read, mut write) = conn.into_split();
-                let trickle = tokio::spawn(async move {
-                    let _ = write.write_all(b"GET /numbers HTTP/1.1\r\n").await;
-                    for i in 0..60 {
-                        let header = format!("X-{i}: a\r\n");
-                        if write.write_all(header.as_bytes()).await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                });
-                let mut buf = Vec::new();
-                let closed = tokio::time::timeout(Duration::from_secs(15), async {
-                    let mut tmp = [0u8; 1024];
-                    loop {
-                        match read.read(&mut tmp).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                        }
-                    }
-                })
-                .await
-                .is_ok();
-                trickle.abort();
-                (
-                    String::from_utf8_lossy(&buf).into_owned(),
-                    closed,
-                    started.elapsed(),
-                )
+                let head = "GET /numbers HTTP/1.1\r\n";
+                let header = |i| format!("X-{i}: a\r\n");
+                let (answer, closed) =
+                    trickle(addr, head, header, Duration::from_millis(500)).await;
+                (answer, closed, started.elapsed())
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
