@@ -53,6 +53,12 @@ impl Context {
         }
     }
 
+    /// The request's head, for the layers that take something out of it (a
+    /// WebSocket takes the connection's upgrade from its extensions).
+    pub(crate) fn parts_mut(&mut self) -> &mut Parts {
+        &mut self.parts
+    }
+
     /// The request method.
     pub fn method(&self) -> &Method {
         &self.parts.method

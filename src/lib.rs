@@ -46,6 +46,8 @@
 //!   [`sse::SseOptions`] (defaults, auto ids, heartbeats).
 //! * `broker` — [`broker::Broker`]: the transport-agnostic fan-out core
 //!   (channels, epochs and positions, history, presence, a backend seam).
+//! * `ws` — WebSockets: [`Context::websocket`], [`ws::upgrade`],
+//!   [`ws::WebSocket`].
 //! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
 //!
@@ -74,6 +76,7 @@ mod response;
 mod router;
 mod server;
 pub mod sse;
+pub mod ws;
 
 pub use body::Body;
 pub use charset::Charset;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use controllers::{
     chat_hub, ChatController, EventsController, LiveController, Metrics, PagesController,
-    StatsController,
+    SocketsController, StatsController,
 };
 
 /// The whole app: every controller's routes on one router.
@@ -23,7 +23,8 @@ pub fn app() -> Router {
         .controller(Arc::new(LiveController::new(metrics.clone())))
         .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
-        .controller(Arc::new(ChatController));
+        .controller(Arc::new(ChatController))
+        .controller(Arc::new(SocketsController));
     // GET /hub, GET /hub/stats, POST /hub/broadcast
     chat_hub().mount(router, "/hub")
 }

@@ -14,6 +14,7 @@ pub use crate::pipe::DEFAULT_BUFFER_LIMIT;
 pub use stream::LiveStream;
 pub use task::{WriterHandle, WriterResult};
 pub use tracker::LiveTracker;
+pub(crate) use tracker::ShutDown;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};

@@ -54,8 +54,20 @@ struct TrackerInner {
 }
 
 struct Entry {
-    shared: Weak<Shared>,
+    stream: Weak<dyn ShutDown>,
     abort: Option<AbortHandle>,
+}
+
+/// Something a shutdown must close: a live response's pipe, a WebSocket.
+pub(crate) trait ShutDown: Send + Sync {
+    /// Closes it because the server is shutting down.
+    fn shut_down(&self);
+}
+
+impl ShutDown for Shared {
+    fn shut_down(&self) {
+        Shared::shut_down(self);
+    }
 }
 
 impl LiveTracker {
@@ -86,10 +98,10 @@ impl LiveTracker {
     /// end cleanly after what was already written.
     pub fn close_all(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let streams: Vec<Arc<Shared>> = self
+        let streams: Vec<Arc<dyn ShutDown>> = self
             .lock()
             .values()
-            .filter_map(|e| e.shared.upgrade())
+            .filter_map(|e| e.stream.upgrade())
             .collect();
         // Outside the lock: closing wakes the stream's body and writer.
         for shared in streams {
@@ -146,12 +158,13 @@ impl LiveTracker {
     }
 
     /// Registers a new stream; the returned guard unregisters it on drop.
-    pub(crate) fn register(&self, shared: &Arc<Shared>) -> ActiveGuard {
+    pub(crate) fn register<S: ShutDown + 'static>(&self, shared: &Arc<S>) -> ActiveGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let stream: Arc<dyn ShutDown> = shared.clone();
         self.lock().insert(
             id,
             Entry {
-                shared: Arc::downgrade(shared),
+                stream: Arc::downgrade(&stream),
                 abort: None,
             },
         );

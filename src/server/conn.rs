@@ -15,13 +15,17 @@ use std::{
 };
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, time::Instant};
 
-use super::io::{Activity, ConnIo, Deadlines, OpenRequest, Protocol};
+use super::{
+    admission::ConnectionSlot,
+    io::{Activity, ConnIo, Deadlines, OpenRequest, Protocol},
+};
 use crate::{
     body::{Parts, WireBody},
     error::{BodyError, BoxError},
     handler::BoxFuture,
     request_body::BodyTimeouts,
     router::RouterService,
+    ws::ConnectionHold,
 };
 
 /// HTTP/2 with prior knowledge opens with this preface; no HTTP/1 request
@@ -47,7 +51,8 @@ impl Connections {
         // Header reads are timed by `ConnIo`, which also answers 408.
         http1.timer(TokioTimer::new()).header_read_timeout(None);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
+        // RFC 8441: WebSockets over HTTP/2 (extended CONNECT).
+        http2.timer(TokioTimer::new()).enable_connect_protocol();
         Connections {
             http1,
             http2,
@@ -64,6 +69,7 @@ impl Connections {
         peer: SocketAddr,
         service: RouterService,
         shutdown: watch::Receiver<bool>,
+        slot: ConnectionSlot,
     ) {
         let accepted_at = Instant::now();
         let mut first = [0u8; 4];
@@ -78,7 +84,9 @@ impl Connections {
                     return;
                 }
             };
-        let activity = Arc::new(Activity::default());
+        // The slot lives as long as the connection's socket — past this task
+        // when the connection is upgraded to a WebSocket.
+        let activity = Arc::new(Activity::new(slot));
         let io = TokioIo::new(ConnIo::new(
             tcp,
             &first[..len],
@@ -95,7 +103,7 @@ impl Connections {
         let result = match protocol {
             Protocol::Http1 => {
                 drive(
-                    self.http1.serve_connection(io, service),
+                    self.http1.serve_connection(io, service).with_upgrades(),
                     &activity,
                     shutdown,
                 )
@@ -146,9 +154,9 @@ trait Graceful: Future<Output = Result<(), hyper::Error>> {
 
 type Io = TokioIo<ConnIo>;
 
-impl Graceful for http1::Connection<Io, WireService> {
+impl Graceful for http1::UpgradeableConnection<Io, WireService> {
     fn graceful_shutdown(self: Pin<&mut Self>) {
-        http1::Connection::graceful_shutdown(self);
+        http1::UpgradeableConnection::graceful_shutdown(self);
     }
 }
 
@@ -223,7 +231,12 @@ where
 
     fn call(&self, mut request: http::Request<B>) -> Self::Future {
         let app = self.app.clone();
-        let open = self.activity.start();
+        let open = Arc::new(self.activity.start());
+        // A WebSocket keeps the request open (no idle deadline) as long as
+        // it lives on this connection.
+        request.extensions_mut().insert(ConnectionHold {
+            _open: open.clone(),
+        });
         if self.body_timeouts.read.is_some() || self.body_timeouts.idle.is_some() {
             request.extensions_mut().insert(self.body_timeouts);
         }
@@ -242,7 +255,7 @@ pin_project_lite::pin_project! {
     struct ServedBody {
         #[pin]
         body: WireBody,
-        _open: OpenRequest,
+        _open: Arc<OpenRequest>,
     }
 }
 

@@ -23,7 +23,7 @@
 //!
 //! The bytes read while telling HTTP/1 from HTTP/2 are replayed first.
 
-use super::head::ContentLengthScan;
+use super::{admission::ConnectionSlot, head::ContentLengthScan};
 use std::{
     future::Future,
     io,
@@ -82,15 +82,28 @@ pub(super) enum Protocol {
 /// `wake_when_idle`; the request that brings `open` to zero wakes it, so the
 /// idle deadline starts even though no byte arrives (hyper may have read
 /// last while the response was still being written).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Activity {
     open: AtomicUsize,
     started: AtomicU64,
     goaway: AtomicBool,
     wake_when_idle: Mutex<Option<Waker>>,
+    /// The connection's place under the server's cap, held as long as its
+    /// socket is (an upgraded connection outlives the task that served it).
+    _slot: ConnectionSlot,
 }
 
 impl Activity {
+    pub(super) fn new(slot: ConnectionSlot) -> Self {
+        Activity {
+            open: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            goaway: AtomicBool::new(false),
+            wake_when_idle: Mutex::default(),
+            _slot: slot,
+        }
+    }
+
     /// Marks a request as open until the guard is dropped.
     pub(super) fn start(self: &Arc<Self>) -> OpenRequest {
         self.open.fetch_add(1, Ordering::AcqRel);

@@ -276,8 +276,7 @@ impl Server {
                         let service = service.clone();
                         let stopped = stopped.clone();
                         tasks.spawn(async move {
-                            connections.serve(tcp, peer, service, stopped).await;
-                            drop(slot);
+                            connections.serve(tcp, peer, service, stopped, slot).await;
                         });
                         continue;
                     }

@@ -4,12 +4,14 @@ mod chat;
 mod events;
 mod live;
 mod pages;
+mod sockets;
 mod stats;
 
 pub use chat::{chat_hub, ChatController};
 pub use events::{EventsController, PARAGRAPH};
 pub use live::LiveController;
 pub use pages::PagesController;
+pub use sockets::SocketsController;
 pub use stats::StatsController;
 
 use std::sync::atomic::AtomicU64;

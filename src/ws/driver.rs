@@ -1,0 +1,254 @@
+//! The task that drives one WebSocket: frames in and out, pings, closing.
+//!
+//! One poll does, in order: start a `1001` close if the server shuts down;
+//! move what the handler sent into the codec's queue (as many messages as
+//! are waiting: they leave together, in one vectored write) and flush; read
+//! the next message if the handler has room for it (a reserved slot in its
+//! bounded queue — so a handler that does not read stops the reading, and
+//! TCP slows the peer); ping a peer that has been silent for the ping
+//! interval, and give up on one that stays silent for the ping timeout.
+//! The codec answers pings and close frames itself.
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::mpsc,
+    time::{Instant, Sleep},
+};
+use tokio_util::sync::PollSender;
+use tokio_websockets::{CloseCode, Message, WebSocketStream};
+
+use super::{
+    error::WsError,
+    socket::{Outgoing, SocketShared, WsMessage, CLOSED, DISCONNECTED, SHUTDOWN},
+};
+
+/// How long a close handshake this side started may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The socket's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keepalive {
+    /// Ping a peer silent this long.
+    pub(crate) interval: Duration,
+    /// Give up on a peer silent this long after a ping.
+    pub(crate) timeout: Duration,
+}
+
+/// Where the socket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// A ping went out; the peer has said nothing since.
+    AwaitingPong,
+    /// This side sent a close frame; waiting for the peer's.
+    Closing,
+}
+
+pub(crate) struct Driver<IO> {
+    ws: WebSocketStream<IO>,
+    outgoing: mpsc::Receiver<Outgoing>,
+    incoming: PollSender<Result<WsMessage, WsError>>,
+    shared: Arc<SocketShared>,
+    keepalive: Keepalive,
+    timer: Pin<Box<Sleep>>,
+    phase: Phase,
+    /// Nothing more will be read (the stream ended or failed).
+    reading_done: bool,
+    /// The handler dropped its end: what arrives is read and dropped.
+    handler_gone: bool,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+    pub(crate) fn new(
+        ws: WebSocketStream<IO>,
+        outgoing: mpsc::Receiver<Outgoing>,
+        incoming: mpsc::Sender<Result<WsMessage, WsError>>,
+        shared: Arc<SocketShared>,
+        keepalive: Keepalive,
+    ) -> Self {
+        Driver {
+            ws,
+            outgoing,
+            incoming: PollSender::new(incoming),
+            shared,
+            timer: Box::pin(tokio::time::sleep(keepalive.interval)),
+            keepalive,
+            phase: Phase::Open,
+            reading_done: false,
+            handler_gone: false,
+        }
+    }
+
+    /// Queues a close frame (once).
+    fn start_close(&mut self, code: u16, reason: &str) {
+        if self.phase == Phase::Closing {
+            return;
+        }
+        self.phase = Phase::Closing;
+        let code = CloseCode::try_from(code).unwrap_or(CloseCode::NORMAL_CLOSURE);
+        let _ = Pin::new(&mut self.ws).start_send(Message::close(Some(code), reason));
+        self.timer.as_mut().reset(Instant::now() + CLOSE_TIMEOUT);
+        self.shared.set(CLOSED);
+    }
+
+    /// Moves what the handler sent into the codec, as long as it takes it.
+    fn poll_outgoing(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
+        let mut progress = false;
+        while self.phase != Phase::Closing {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(WsError::from_protocol(e)),
+                Poll::Pending => break,
+            }
+            match self.outgoing.poll_recv(cx) {
+                Poll::Ready(Some(Outgoing::Message(message))) => {
+                    Pin::new(&mut self.ws)
+                        .start_send(message.into_frame())
+                        .map_err(WsError::from_protocol)?;
+                    progress = true;
+                }
+                Poll::Ready(Some(Outgoing::Close { code, reason })) => {
+                    self.start_close(code, &reason);
+                    progress = true;
+                }
+                // Every sender is gone: the handler is done.
+                Poll::Ready(None) => {
+                    self.start_close(1000, "");
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Reads the next message when the handler has room for it.
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.reading_done {
+            return false;
+        }
+        if !self.handler_gone {
+            match self.incoming.poll_reserve(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => self.handler_gone = true,
+                Poll::Pending => return false,
+            }
+        }
+        match Pin::new(&mut self.ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(message))) => {
+                if self.phase == Phase::AwaitingPong {
+                    self.phase = Phase::Open;
+                }
+                if self.phase == Phase::Open {
+                    self.timer
+                        .as_mut()
+                        .reset(Instant::now() + self.keepalive.interval);
+                }
+                if message.is_close() {
+                    // The codec answers it; nothing more may be sent.
+                    self.phase = Phase::Closing;
+                    self.shared.set(CLOSED);
+                    return true;
+                }
+                let text = message.is_text();
+                if (text || message.is_binary()) && !self.handler_gone {
+                    let payload: bytes::Bytes = message.into_payload().into();
+                    let _ = self
+                        .incoming
+                        .send_item(Ok(WsMessage::from_codec(text, payload)));
+                }
+                true
+            }
+            Poll::Ready(Some(Err(error))) => {
+                let error = WsError::from_protocol(error);
+                if !self.handler_gone && !error.is_end_of_stream() {
+                    let _ = self.incoming.send_item(Err(error.clone()));
+                }
+                let flag = if error == WsError::Disconnected {
+                    DISCONNECTED
+                } else {
+                    CLOSED
+                };
+                self.shared.set(flag);
+                self.reading_done = true;
+                true
+            }
+            Poll::Ready(None) => {
+                self.shared.set(CLOSED);
+                self.reading_done = true;
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Driver<IO> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.shared.park_driver(cx.waker());
+        loop {
+            if this.shared.flags() & SHUTDOWN != 0 {
+                this.start_close(1001, "server shutting down");
+            }
+            let sent = match this.poll_outgoing(cx) {
+                Ok(progress) => progress,
+                Err(error) => {
+                    this.end(error);
+                    return Poll::Ready(());
+                }
+            };
+            if let Poll::Ready(Err(error)) = Pin::new(&mut this.ws).poll_flush(cx) {
+                this.end(WsError::from_protocol(error));
+                return Poll::Ready(());
+            }
+            let read = this.poll_incoming(cx);
+            if this.reading_done {
+                return Poll::Ready(());
+            }
+            if this.timer.as_mut().poll(cx).is_ready() {
+                match this.phase {
+                    Phase::Open => {
+                        let _ =
+                            Pin::new(&mut this.ws).start_send(Message::ping(bytes::Bytes::new()));
+                        this.phase = Phase::AwaitingPong;
+                        this.timer
+                            .as_mut()
+                            .reset(Instant::now() + this.keepalive.timeout);
+                    }
+                    // Silent after a ping, or no answer to our close: gone.
+                    Phase::AwaitingPong | Phase::Closing => {
+                        this.end(WsError::Disconnected);
+                        return Poll::Ready(());
+                    }
+                }
+                continue;
+            }
+            if !sent && !read {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<IO> Driver<IO> {
+    fn end(&mut self, error: WsError) {
+        let flag = if error == WsError::Disconnected {
+            DISCONNECTED
+        } else {
+            CLOSED
+        };
+        self.shared.set(flag);
+    }
+}
