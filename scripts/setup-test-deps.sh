@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the SSE client tests (controllers-example/tests/sse_clients.rs)
-# need beyond the Rust toolchain: Debian's chromium and the npm packages locked
-# in tests/js/package-lock.json. Idempotent: a second run installs nothing.
+# Installs what the client tests (controllers-example/tests/{sse_clients,ws_clients,
+# autobahn}.rs) need beyond the Rust toolchain: Debian's chromium, the npm
+# packages locked in tests/js/package-lock.json, and the Autobahn case runner
+# kosoku (PyPI, pinned) in a venv at .test-deps/venv. Idempotent: a second run
+# installs nothing.
 # Runs unattended (CI=true, no stdin); fails loudly if anything is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +53,22 @@ else
     (cd "$JS" && npm ci --no-audit --no-fund) || die "npm ci failed in $JS"
     echo "$want" >"$STAMP"
     say "npm packages installed"
+fi
+
+# --- kosoku (the Autobahn testsuite's cases on Python 3) in a project venv ---
+KOSOKU_VERSION=0.1.0
+VENV=.test-deps/venv
+command -v python3 >/dev/null 2>&1 || die "python3 not found (Python 3.9+ is needed)"
+if [ -x "$VENV/bin/kosoku" ] && [ "$("$VENV/bin/python" -m pip show kosoku 2>/dev/null | sed -n 's/^Version: //p')" = "$KOSOKU_VERSION" ]; then
+    say "kosoku $KOSOKU_VERSION present in $VENV"
+else
+    say "installing kosoku==$KOSOKU_VERSION in $VENV"
+    mkdir -p .test-deps
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kosoku==$KOSOKU_VERSION" ||
+        die "pip install kosoku==$KOSOKU_VERSION failed"
+    [ -x "$VENV/bin/kosoku" ] || die "kosoku installed but $VENV/bin/kosoku is missing"
+    say "kosoku installed"
 fi
 
 say "done"

@@ -65,6 +65,7 @@ mod chunk;
 mod context;
 mod controller;
 mod error;
+pub mod events;
 mod handler;
 pub mod hub;
 mod live;

@@ -233,6 +233,10 @@ impl RouterService {
         let inner = &self.inner;
         let path = request.uri().path();
         let is_head = request.method() == Method::HEAD;
+        // An HTTP/2 WebSocket (RFC 8441: CONNECT with `:protocol`) goes to
+        // the GET route, as its HTTP/1.1 handshake would.
+        let is_extended_connect = request.method() == Method::CONNECT
+            && request.extensions().get::<hyper::ext::Protocol>().is_some();
 
         let mut allowed: Vec<&Method> = Vec::new();
         let mut best: Option<(&Route, Vec<(String, &str)>)> = None;
@@ -241,8 +245,8 @@ impl RouterService {
                 continue;
             };
             allowed.push(&route.method);
-            let method_fits =
-                route.method == request.method() || (is_head && route.method == Method::GET);
+            let method_fits = route.method == request.method()
+                || ((is_head || is_extended_connect) && route.method == Method::GET);
             let better = match &best {
                 None => true,
                 Some((current, _)) => {

@@ -18,13 +18,14 @@ use controllers::{
 /// The whole app: every controller's routes on one router.
 pub fn app() -> Router {
     let metrics = Arc::new(Metrics::default());
+    let hub = chat_hub();
     let router = Router::new()
         .controller(Arc::new(PagesController))
         .controller(Arc::new(LiveController::new(metrics.clone())))
         .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
         .controller(Arc::new(ChatController))
-        .controller(Arc::new(SocketsController));
+        .controller(Arc::new(SocketsController::new(hub.clone())));
     // GET /hub, GET /hub/stats, POST /hub/broadcast
-    chat_hub().mount(router, "/hub")
+    hub.mount(router, "/hub")
 }

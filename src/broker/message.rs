@@ -236,9 +236,15 @@ pub(crate) enum Encoding {
     /// An SSE frame's `event:` and `data:` lines without the id and the
     /// closing blank line (a subscriber adds its own cursor).
     SseFields = 1,
+    /// A line of a named-event WebSocket stream: `{"event":…,"data":…}`,
+    /// the data being JSON text already (`crate::events`).
+    WsEvent = 2,
+    /// A line of a WebSocket stream for a hub channel's message:
+    /// `{"channel":…,"id":…,"event":…,"data":"…"}` (`crate::events`).
+    WsChannel = 3,
 }
 
-const ENCODINGS: usize = 2;
+const ENCODINGS: usize = 4;
 
 /// A message as the broker delivers it: placed in its channel, immutable,
 /// shared by every subscriber that receives it.

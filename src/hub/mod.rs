@@ -22,6 +22,8 @@ pub use crate::broker::{Filter, Member, Metadata, SlowConsumer};
 pub use stats::{HubStats, PER_CHANNEL_LIMIT};
 pub use subscription::Subscription;
 
+pub(crate) use sink::since_from_id;
+
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -455,6 +457,53 @@ impl Hub {
         )
     }
 
+    /// Whether `ctx` may subscribe to `channel` (the
+    /// [`authorize_subscribe`](HubBuilder::authorize_subscribe) hook; yes
+    /// without one). For other transports on this hub.
+    pub(crate) fn may_subscribe(&self, ctx: &Context, channel: &str) -> bool {
+        self.inner
+            .authorize_subscribe
+            .as_ref()
+            .is_none_or(|authorize| authorize(ctx, channel))
+    }
+
+    /// How this hub's subscribers queue, for other transports.
+    pub(crate) fn subscriber_limits(&self) -> SubscriberLimits {
+        SubscriberLimits {
+            slow: self.inner.slow,
+            presence_events: self.inner.presence_events,
+            max_channels: self.inner.max_channels_per_subscription,
+        }
+    }
+
+    /// Counts a connection of another transport in the hub's stats.
+    pub(crate) fn connection_opened(&self) {
+        self.inner.connections.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Uncounts what [`connection_opened`](Self::connection_opened) counted.
+    pub(crate) fn connection_closed(&self) {
+        self.inner.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Runs the join (or leave) hooks of one subscriber on `channels`.
+    pub(crate) fn presence_changed(
+        &self,
+        joined: bool,
+        member_id: &str,
+        channels: &[String],
+        metadata: &[(String, String)],
+    ) {
+        let hooks = if joined {
+            &self.inner.on_join
+        } else {
+            &self.inner.on_leave
+        };
+        if !hooks.is_empty() {
+            self.presence_hooks(hooks, member_id, channels, metadata);
+        }
+    }
+
     fn presence_hooks(
         &self,
         hooks: &[PresenceHook],
@@ -474,6 +523,18 @@ impl Hub {
             }
         }
     }
+}
+
+/// How a hub's subscribers queue, whatever their transport.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubscriberLimits {
+    /// What happens to a subscriber whose queue is full (its transport
+    /// decides how long the queue is).
+    pub(crate) slow: SlowConsumer,
+    /// Whether presence messages exist on this hub.
+    pub(crate) presence_events: bool,
+    /// Channels one subscriber may join.
+    pub(crate) max_channels: usize,
 }
 
 /// An SSE event as a publication: its name (validated) and data; a missing

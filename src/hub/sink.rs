@@ -232,6 +232,19 @@ pub(super) fn resume_points(last_event_id: Option<&str>, channels: usize) -> Vec
     }
 }
 
+/// Where one channel resumes from, given a client's id for it: `0` is its
+/// whole history, a position what follows it; anything else cannot be
+/// continued and gets a reset.
+pub(crate) fn since_from_id(id: &str) -> Since {
+    match id {
+        "0" => Since::Start,
+        id => Since::After(
+            id.parse::<Position>()
+                .unwrap_or_else(|_| Position::new(unknown_epoch(), 0)),
+        ),
+    }
+}
+
 /// An epoch no backend gives (backends write lowercase alphanumerics; this
 /// one is longer than any they make): resuming from it is always a reset.
 fn unknown_epoch() -> crate::broker::Epoch {

@@ -185,7 +185,7 @@ impl Hub {
 
     /// The subscriber's metadata: the server's (identify hook, then the
     /// action's pairs), then — only if enabled — query pairs of other names.
-    fn metadata(&self, ctx: &Context, pinned: Metadata) -> Metadata {
+    pub(crate) fn metadata(&self, ctx: &Context, pinned: Metadata) -> Metadata {
         let mut metadata = match &self.inner.identify {
             Some(identify) => identify(ctx),
             None => Vec::new(),

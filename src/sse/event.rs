@@ -133,7 +133,6 @@ impl Event {
     /// ```
     ///
     /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
-    #[cfg(feature = "json")]
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Event, serde_json::Error> {
         serde_json::to_string(value).map(Event::data)
     }

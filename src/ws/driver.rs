@@ -34,6 +34,19 @@ use super::{
 /// How long a close handshake this side started may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where the driver takes what the handler sends: a raw socket's queue of
+/// messages, or a named-event stream's pipe (`crate::events`).
+pub(crate) trait Outbox: Send + Unpin + 'static {
+    /// The next thing to send; `None` once the handler's side is done.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>>;
+}
+
+impl Outbox for mpsc::Receiver<Outgoing> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        self.poll_recv(cx)
+    }
+}
+
 /// The socket's timers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Keepalive {
@@ -53,9 +66,9 @@ enum Phase {
     Closing,
 }
 
-pub(crate) struct Driver<IO> {
+pub(crate) struct Driver<IO, O> {
     ws: WebSocketStream<IO>,
-    outgoing: mpsc::Receiver<Outgoing>,
+    outgoing: O,
     incoming: PollSender<Result<WsMessage, WsError>>,
     shared: Arc<SocketShared>,
     keepalive: Keepalive,
@@ -65,12 +78,15 @@ pub(crate) struct Driver<IO> {
     reading_done: bool,
     /// The handler dropped its end: what arrives is read and dropped.
     handler_gone: bool,
+    /// The last read attempt found the handler's queue full: the peer's
+    /// pongs are not being read, so its silence proves nothing.
+    read_blocked: bool,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
     pub(crate) fn new(
         ws: WebSocketStream<IO>,
-        outgoing: mpsc::Receiver<Outgoing>,
+        outgoing: O,
         incoming: mpsc::Sender<Result<WsMessage, WsError>>,
         shared: Arc<SocketShared>,
         keepalive: Keepalive,
@@ -85,6 +101,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             phase: Phase::Open,
             reading_done: false,
             handler_gone: false,
+            read_blocked: false,
         }
     }
 
@@ -109,7 +126,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 Poll::Ready(Err(e)) => return Err(WsError::from_protocol(e)),
                 Poll::Pending => break,
             }
-            match self.outgoing.poll_recv(cx) {
+            match self.outgoing.poll_next(cx) {
                 Poll::Ready(Some(Outgoing::Message(message))) => {
                     Pin::new(&mut self.ws)
                         .start_send(message.into_frame())
@@ -136,11 +153,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if self.reading_done {
             return false;
         }
-        if !self.handler_gone {
+        // Once closing, what arrives is not for the handler: read on (the
+        // codec flushes its close frame while it is read), drop the data.
+        let deliver = !self.handler_gone && self.phase != Phase::Closing;
+        if deliver {
             match self.incoming.poll_reserve(cx) {
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(())) => self.read_blocked = false,
                 Poll::Ready(Err(_)) => self.handler_gone = true,
-                Poll::Pending => return false,
+                Poll::Pending => {
+                    self.read_blocked = true;
+                    return false;
+                }
             }
         }
         match Pin::new(&mut self.ws).poll_next(cx) {
@@ -160,7 +183,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     return true;
                 }
                 let text = message.is_text();
-                if (text || message.is_binary()) && !self.handler_gone {
+                if (text || message.is_binary()) && deliver {
                     let payload: bytes::Bytes = message.into_payload().into();
                     let _ = self
                         .incoming
@@ -170,20 +193,35 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             Poll::Ready(Some(Err(error))) => {
                 let error = WsError::from_protocol(error);
-                if !self.handler_gone && !error.is_end_of_stream() {
+                if deliver && !error.is_end_of_stream() {
                     let _ = self.incoming.send_item(Err(error.clone()));
                 }
-                let flag = if error == WsError::Disconnected {
-                    DISCONNECTED
+                if error == WsError::Disconnected {
+                    self.shared.set(DISCONNECTED);
+                    self.reading_done = true;
                 } else {
-                    CLOSED
-                };
-                self.shared.set(flag);
-                self.reading_done = true;
+                    // A protocol violation. For one found in a frame the
+                    // codec queued the close frame with its code (1002,
+                    // 1007, 1009) and refuses ours; for a message whose
+                    // fragments add up past the limit, ours is the one.
+                    // Reading on flushes it, then ends.
+                    let code = match error {
+                        WsError::TooBig { .. } => 1009,
+                        _ => 1002,
+                    };
+                    self.start_close(code, "");
+                }
                 true
             }
             Poll::Ready(None) => {
-                self.shared.set(CLOSED);
+                // The end of the stream without a close handshake is a
+                // peer that went away.
+                let flag = if self.phase == Phase::Closing {
+                    CLOSED
+                } else {
+                    DISCONNECTED
+                };
+                self.shared.set(flag);
                 self.reading_done = true;
                 true
             }
@@ -192,7 +230,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Driver<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Future for Driver<IO, O> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -227,6 +265,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Driver<IO> {
                             .as_mut()
                             .reset(Instant::now() + this.keepalive.timeout);
                     }
+                    // The handler is not reading, so neither are we: the
+                    // pong may be waiting unread. Wait on.
+                    Phase::AwaitingPong if this.read_blocked => {
+                        this.timer
+                            .as_mut()
+                            .reset(Instant::now() + this.keepalive.timeout);
+                    }
                     // Silent after a ping, or no answer to our close: gone.
                     Phase::AwaitingPong | Phase::Closing => {
                         this.end(WsError::Disconnected);
@@ -242,7 +287,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Driver<IO> {
     }
 }
 
-impl<IO> Driver<IO> {
+impl<IO, O> Driver<IO, O> {
     fn end(&mut self, error: WsError) {
         let flag = if error == WsError::Disconnected {
             DISCONNECTED

@@ -12,10 +12,10 @@
 //!
 //! See `docs/websocket.md`.
 
-mod driver;
+pub(crate) mod driver;
 mod error;
-mod handshake;
-mod socket;
+pub(crate) mod handshake;
+pub(crate) mod socket;
 
 pub use error::{UpgradeError, WsError};
 pub use socket::{WebSocket, WsMessage, WsSender};
@@ -25,7 +25,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
 use crate::{context::Context, error::BoxError, live::LiveTracker, response::Response};
-use driver::{Driver, Keepalive};
+use driver::{Driver, Keepalive, Outbox};
 use socket::SocketShared;
 
 /// The largest message a peer may send, by default: 1 MiB.
@@ -221,7 +221,7 @@ where
 }
 
 /// A handshake accepted, with the connection's upgrade in hand.
-struct Prepared {
+pub(crate) struct Prepared {
     accepted: handshake::Accepted,
     on_upgrade: hyper::upgrade::OnUpgrade,
     hold: Option<ConnectionHold>,
@@ -249,28 +249,76 @@ impl Prepared {
         })
     }
 
-    /// Spawns the socket's task (which waits for hyper to hand the
-    /// connection over) and returns the accepting response.
+    /// [`new`](Self::new) for an action's request; the options get the
+    /// app's tracker unless they name another.
+    pub(crate) fn from_context(
+        ctx: &mut Context,
+        options: &mut WsOptions,
+    ) -> Result<Prepared, UpgradeError> {
+        if options.tracker.is_none() {
+            options.tracker = Some(ctx.tracker().clone());
+        }
+        let parts = ctx.parts_mut();
+        let (method, version, headers) =
+            (parts.method.clone(), parts.version, parts.headers.clone());
+        Prepared::new(&method, version, &headers, &mut parts.extensions, options)
+    }
+
+    /// The subprotocol agreed on, if any.
+    pub(crate) fn protocol(&self) -> Option<String> {
+        self.accepted
+            .protocol
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// Spawns a raw socket's task running `handler`, and returns the
+    /// accepting response.
     fn spawn<F, Fut>(self, options: WsOptions, handler: F) -> Response
     where
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
+        let shared = Arc::new(SocketShared::default());
+        let (out_tx, out_rx) = mpsc::channel(options.queue);
+        let (in_tx, in_rx) = mpsc::channel(options.queue);
+        let socket = WebSocket::new(
+            in_rx,
+            WsSender::new(out_tx, shared.clone()),
+            self.protocol(),
+        );
+        self.launch(
+            &options,
+            Launch {
+                shared,
+                outbox: out_rx,
+                incoming: in_tx,
+            },
+            run_handler(handler(socket)),
+        )
+    }
+
+    /// Spawns the socket's task — which waits for hyper to hand the
+    /// connection over, then drives the socket beside `task` — and returns
+    /// the accepting response.
+    pub(crate) fn launch<O: Outbox>(
+        self,
+        options: &WsOptions,
+        launch: Launch<O>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Response {
         let Prepared {
             accepted,
             on_upgrade,
             hold,
         } = self;
         let response = handshake::response(&accepted);
-        let protocol = accepted
-            .protocol
-            .as_ref()
-            .and_then(|p| p.to_str().ok())
-            .map(str::to_owned);
-        let shared = Arc::new(SocketShared::default());
-        let (out_tx, out_rx) = mpsc::channel(options.queue);
-        let (in_tx, in_rx) = mpsc::channel(options.queue);
-        let socket = WebSocket::new(in_rx, WsSender::new(out_tx, shared.clone()), protocol);
+        let Launch {
+            shared,
+            outbox,
+            incoming,
+        } = launch;
         // Counted as live (closed with 1001 at shutdown) and as a running
         // writer (the shutdown waits for it) while the task runs.
         let guards = options
@@ -292,11 +340,20 @@ impl Prepared {
             let ws = tokio_websockets::ServerBuilder::new()
                 .limits(limits)
                 .serve(TokioIo::new(upgraded));
-            let driver = Driver::new(ws, out_rx, in_tx, shared, keepalive);
-            tokio::join!(driver, run_handler(handler(socket)));
+            let driver = Driver::new(ws, outbox, incoming, shared, keepalive);
+            tokio::join!(driver, task);
         });
         response
     }
+}
+
+/// What a socket's task is made of besides the connection: the state the
+/// driver and the handler share, where the driver takes what to send, and
+/// where it puts what it reads.
+pub(crate) struct Launch<O> {
+    pub(crate) shared: Arc<SocketShared>,
+    pub(crate) outbox: O,
+    pub(crate) incoming: mpsc::Sender<Result<WsMessage, WsError>>,
 }
 
 /// Runs a handler, logging how it ended: a closed socket or a departed peer
@@ -338,13 +395,7 @@ impl Context {
         F: FnOnce(Context, WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        if options.tracker.is_none() {
-            options.tracker = Some(self.tracker().clone());
-        }
-        let parts = self.parts_mut();
-        let (method, version, headers) =
-            (parts.method.clone(), parts.version, parts.headers.clone());
-        match Prepared::new(&method, version, &headers, &mut parts.extensions, &options) {
+        match Prepared::from_context(&mut self, &mut options) {
             Ok(prepared) => prepared.spawn(options, move |socket| handler(self, socket)),
             Err(error) => handshake::refusal(&error),
         }

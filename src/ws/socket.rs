@@ -176,7 +176,7 @@ impl SocketShared {
         }
     }
 
-    async fn wait_for(&self, bits: u8) {
+    pub(crate) async fn wait_for(&self, bits: u8) {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);

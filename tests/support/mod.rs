@@ -2,6 +2,8 @@
 //! HTTP/1.1 client that sees the wire (chunk framing included).
 #![allow(dead_code)]
 
+pub mod ws;
+
 use rill::{LiveTracker, Router, ServeError, Server};
 use std::{net::SocketAddr, time::Duration};
 use tokio::{

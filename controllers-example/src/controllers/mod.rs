@@ -11,7 +11,7 @@ pub use chat::{chat_hub, ChatController};
 pub use events::{EventsController, PARAGRAPH};
 pub use live::LiveController;
 pub use pages::PagesController;
-pub use sockets::SocketsController;
+pub use sockets::{SocketsController, TICK_INTERVAL, TOKEN_INTERVAL};
 pub use stats::StatsController;
 
 use std::sync::atomic::AtomicU64;
