@@ -93,7 +93,7 @@ async fn handlers_run_in_order_per_connection_and_answer_that_connection() {
         async move {
             let n: u64 = data.parse()?;
             // Later events wait for this one, though it sleeps.
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             log.lock().unwrap().push((conn.id(), n));
