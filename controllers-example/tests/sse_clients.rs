@@ -260,9 +260,9 @@ fn message_html(name: &str, text: &str) -> String {
 
 /// Two users in one headless Chromium (two fresh contexts) type and send
 /// through the `/chat` form and both pages show both messages, in order,
-/// escaped as text, with the head count at 2.
-#[tokio::test]
-async fn chromium_chat_users_see_each_other() {
+/// escaped as text, with the head count at 2 — over rill's client on
+/// WebSocket (the page's default) and over `EventSource`.
+async fn chat_users_see_each_other(transport: &str) {
     require_chromium();
     let addr = serve(controllers_example::app()).await;
     let base = format!("http://{addr}");
@@ -271,7 +271,7 @@ async fn chromium_chat_users_see_each_other() {
     let (name_b, text_b) = ("Bob", r#"2 < 3 & "quoted" <b>not bold</b>"#);
     let out = run_node(
         "chat.mjs",
-        &[&base, &room, name_a, text_a, name_b, text_b],
+        &[&base, &room, name_a, text_a, name_b, text_b, transport],
         Duration::from_secs(90),
     )
     .await;
@@ -279,8 +279,20 @@ async fn chromium_chat_users_see_each_other() {
     let messages = [message_html(name_a, text_a), message_html(name_b, text_b)]
         .map(|html| json_string(&html))
         .join(",");
-    let page = format!(r#"{{"here":"(2 here)","messages":[{messages}],"text":""}}"#);
+    let page = format!(
+        r#"{{"here":"(2 here)","messages":[{messages}],"text":"","transport":"{transport}"}}"#
+    );
     assert_eq!(out, format!(r#"{{"a":{page},"b":{page}}}"#));
+}
+
+#[tokio::test]
+async fn chromium_chat_users_see_each_other_over_websocket() {
+    chat_users_see_each_other("websocket").await;
+}
+
+#[tokio::test]
+async fn chromium_chat_users_see_each_other_over_sse() {
+    chat_users_see_each_other("sse").await;
 }
 
 /// Cut three times while 60 events are published over HTTP, the

@@ -265,3 +265,29 @@ async fn the_project_client_resumes_channels_after_cuts() {
         "the proxy cut three times: {result}"
     );
 }
+
+/// The index page's WebSocket section, clicked in headless Chromium: echo,
+/// the ticker started and stopped, the token stream.
+#[tokio::test]
+async fn the_index_page_websocket_section_works_in_chromium() {
+    require_chromium();
+    let addr = serve(controllers_example::app()).await;
+    let out = run_node(
+        "index-ws.mjs",
+        &[&format!("http://{addr}")],
+        Duration::from_secs(90),
+    )
+    .await;
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        result,
+        json!({
+            "state": "open",
+            "echo": r#"{"text":"hello over WebSocket"}"#,
+            "ticksStartAtOne": true,
+            "ticksInOrder": true,
+            "ticksAfterStop": 0,
+            "tokens": controllers_example::controllers::PARAGRAPH,
+        })
+    );
+}

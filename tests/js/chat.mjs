@@ -5,11 +5,12 @@
 // it, then B does the same. Prints
 // {"a": {"here", "messages": [...], "text"}, "b": {...}} per page: the
 // #here text, the outerHTML of every p.message in #log, and what is left in
-// the #text input.
-// Usage: node chat.mjs <base-url> <room> <nameA> <textA> <nameB> <textB>
+// the #text input, and which transport the page used ("websocket", or
+// "sse" with transport=sse).
+// Usage: node chat.mjs <base-url> <room> <nameA> <textA> <nameB> <textB> [transport]
 import { chromium } from 'playwright-core';
 
-const [base, room, nameA, textA, nameB, textB] = process.argv.slice(2);
+const [base, room, nameA, textA, nameB, textB, transport] = process.argv.slice(2);
 if (!base || !room || !nameA || !textA || !nameB || !textB) {
   console.error('usage: node chat.mjs <base-url> <room> <nameA> <textA> <nameB> <textB>');
   process.exit(2);
@@ -37,6 +38,7 @@ async function open(browser, label) {
   page.on('pageerror', (err) => console.error(`page ${label} error: ${err}`));
   const url = new URL('/chat', base);
   url.searchParams.set('room', room);
+  if (transport) url.searchParams.set('transport', transport);
   await page.goto(url.href, WAIT);
   await page.waitForFunction(() => document.body.dataset.connected === 'yes', null, WAIT);
   return page;
@@ -64,6 +66,7 @@ function snapshot(page) {
     here: document.getElementById('here').textContent,
     messages: [...document.querySelectorAll('#log p.message')].map((p) => p.outerHTML),
     text: document.getElementById('text').value,
+    transport: document.body.dataset.transport,
   }));
 }
 

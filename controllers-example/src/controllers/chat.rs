@@ -1,6 +1,8 @@
 //! `GET /chat`: a chat room on the hub mounted at `/hub` — messages are
-//! posted with `fetch` to `POST /hub/broadcast` and received with
-//! `EventSource` from `GET /hub?channel=chat`.
+//! posted with `fetch` to `POST /hub/broadcast` and received through rill's
+//! client over WebSocket (`GET /ws`, subscribed to the room's channel), or,
+//! where there is no WebSocket (or with `?transport=sse`), with
+//! `EventSource` from `GET /hub?channel=…`.
 
 use rill::{
     hub::{Hub, SlowConsumer},
@@ -59,9 +61,10 @@ const PAGE: &str = r#"<!doctype html>
   <input id="text" placeholder="say something" autocomplete="off" required>
   <button>Send</button>
 </form>
-<script>
+<script type="module">
 const log = document.getElementById("log");
-const room = new URLSearchParams(location.search).get("room") || "chat";
+const params = new URLSearchParams(location.search);
+const room = params.get("room") || "chat";
 function show(who, text) {
   const p = document.createElement("p");
   const b = document.createElement("b");
@@ -71,23 +74,36 @@ function show(who, text) {
   log.append(p);
   log.scrollTop = log.scrollHeight;
 }
-// Reconnects resume after the last id seen: nothing lost, nothing twice.
-const source = new EventSource("/hub?presence=1&channel=" + encodeURIComponent(room));
-source.addEventListener("message", (e) => {
-  const m = JSON.parse(e.data);
-  show(m.name, m.text);
-});
 // Everyone first, then who joined and who left.
 const members = new Set();
-source.addEventListener("presence", (e) => {
-  const p = JSON.parse(e.data);
+function presence(p) {
   if (p.members) { members.clear(); p.members.forEach((m) => members.add(m.id)); }
   (p.joined || []).forEach((m) => members.add(m.id));
   (p.left || []).forEach((id) => members.delete(id));
   document.getElementById("here").textContent = `(${members.size} here)`;
-});
-source.addEventListener("reset", () => { log.textContent = ""; });
-source.onopen = () => { document.body.dataset.connected = "yes"; };
+}
+function message(data) {
+  const m = JSON.parse(data);
+  show(m.name, m.text);
+}
+// Reconnects resume after the last id seen: nothing lost, nothing twice.
+if ("WebSocket" in window && params.get("transport") !== "sse") {
+  // rill's client over WebSocket (GET /ws, the hub's channels).
+  const { connect } = await import("/rill.js");
+  document.body.dataset.transport = "websocket";
+  connect("/ws").subscribe(room, message, {
+    presence,
+    onReset: () => { log.textContent = ""; },
+    onSubscribed: () => { document.body.dataset.connected = "yes"; },
+  });
+} else {
+  document.body.dataset.transport = "sse";
+  const source = new EventSource("/hub?presence=1&channel=" + encodeURIComponent(room));
+  source.addEventListener("message", (e) => message(e.data));
+  source.addEventListener("presence", (e) => presence(JSON.parse(e.data)));
+  source.addEventListener("reset", () => { log.textContent = ""; });
+  source.onopen = () => { document.body.dataset.connected = "yes"; };
+}
 document.getElementById("form").onsubmit = async (e) => {
   e.preventDefault();
   const name = document.getElementById("name").value;

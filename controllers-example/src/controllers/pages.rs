@@ -55,6 +55,16 @@ Open <a href="/chat">/chat</a> in two windows for the broadcast hub.</p>
 <button id="llm-go">Ask</button>
 <p id="llm"></p>
 
+<h2>/ws <small>(WebSocket named events through rill's client, <code>/rill.js</code>)</small></h2>
+<p>Connection: <b id="ws-state">connecting</b></p>
+<p><button id="ws-start">Start ticker</button><button id="ws-stop">Stop ticker</button>
+<span id="ws-price"></span></p>
+<pre id="ws-ticks"></pre>
+<p><input id="ws-echo-text" value="hello over WebSocket"><button id="ws-echo">Echo</button>
+<span id="ws-echo-out"></span></p>
+<p><button id="ws-ask">Ask</button></p>
+<p id="ws-tokens"></p>
+
 <h2>/stats</h2>
 <button id="stats-go">Refresh</button>
 <pre id="stats"></pre>
@@ -107,6 +117,28 @@ $("llm-go").onclick = () => {
   source.addEventListener("done", () => source.close());
 };
 $("stats-go").onclick = async () => { $("stats").textContent = await (await fetch("/stats")).text(); };
+</script>
+<script type="module">
+import { connect } from "/rill.js";
+const $ = (id) => document.getElementById(id);
+const ws = connect("/ws");
+ws.onState((state) => { $("ws-state").textContent = state; });
+ws.opened().then(() => { $("ws-state").textContent = ws.state; }).catch(() => {});
+ws.on("tick", ({ seq, price }) => {
+  $("ws-price").textContent = price.toFixed(2);
+  $("ws-ticks").textContent = `#${seq} ${price.toFixed(2)}\n` + $("ws-ticks").textContent;
+});
+$("ws-start").onclick = () => { $("ws-ticks").textContent = ""; ws.send("stream-start"); };
+$("ws-stop").onclick = () => ws.send("stream-stop");
+ws.on("echo", (data) => { $("ws-echo-out").textContent = JSON.stringify(data); });
+$("ws-echo").onclick = () => ws.send("echo", { text: $("ws-echo-text").value });
+ws.on("token", (token) => { $("ws-tokens").textContent += ($("ws-tokens").textContent ? " " : "") + token; });
+ws.on("done", () => { $("ws-tokens").dataset.done = "yes"; });
+$("ws-ask").onclick = () => {
+  $("ws-tokens").textContent = "";
+  delete $("ws-tokens").dataset.done;
+  ws.send("ask", "what is a live response?");
+};
 </script>
 </body>
 </html>
