@@ -48,12 +48,15 @@
 //!   (channels, epochs and positions, history, presence, a backend seam).
 //! * `ws` — WebSockets: [`Context::websocket`], [`ws::upgrade`],
 //!   [`ws::WebSocket`].
+//! * `events` — named-event streams over WebSocket:
+//!   [`events::EventStream`], hub channels over the same socket, and the
+//!   JavaScript client ([`events::client_module`]).
 //! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
-//! `docs/sse.md`, `docs/hub.md` and `docs/security.md` (limits and
-//! timeouts).
+//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md` and `docs/security.md`
+//! (limits and timeouts).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -153,4 +156,6 @@ mod guides {
     struct Hub;
     #[doc = include_str!("../docs/security.md")]
     struct Security;
+    #[doc = include_str!("../docs/websocket.md")]
+    struct WebSocket;
 }

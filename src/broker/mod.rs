@@ -4,8 +4,9 @@
 //! [`Position`] (an [`Epoch`] and an offset) and keeps it for replay; the
 //! broker offers the resulting [`Message`] to every local subscriber of the
 //! channel whose metadata matches its [`Filter`]. Subscribers are [`Sink`]s
-//! — an SSE stream (the [hub](crate::hub)), and next a WebSocket or an
-//! ActionCable connection — that answer each offer without waiting:
+//! — an SSE stream (the [hub](crate::hub)), a WebSocket connection (the
+//! [named-event streams](crate::events)), and next an ActionCable
+//! connection — that answer each offer without waiting:
 //! queued, full (the [`SlowConsumer`] policy applies), or gone. A message
 //! is encoded at most once per transport, and that encoding is shared by
 //! every subscriber of the transport.

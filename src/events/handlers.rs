@@ -70,6 +70,17 @@ impl Data {
     }
 }
 
+/// Data serializes as the JSON it holds (`null` when absent), so it can be
+/// sent on as it came: `conn.send("echo", &data)`.
+impl serde::Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(value) => value.serialize(serializer),
+            None => serializer.serialize_unit(),
+        }
+    }
+}
+
 /// Identifies one handler, to remove it alone with
 /// [`EventStream::off_handler`](super::EventStream::off_handler).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
