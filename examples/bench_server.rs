@@ -9,10 +9,19 @@
 //! * `GET /bench/fanout` — a subscription to hub channel `bench`;
 //! * `POST /bench/publish?n=N&size=S` — publishes N events, data `<seq> <unix_nanos>` padded
 //!   with `x` to S bytes; answers when all are published;
-//! * `GET /bench/stats` — `{"active": <open streams>}`.
+//! * `GET /bench/stats` — `{"active": <open streams and sockets>}`;
+//! * `GET /bench/ws/fanout` — a named-event stream connection (`rill::events`);
+//! * `POST /bench/ws/publish?n=N&size=S` — sends N events `e` to every
+//!   connection, data as for `/bench/publish`;
+//! * `GET /bench/ws/idle` — a WebSocket that only reads;
+//! * `GET /bench/ws/echo` — a WebSocket echo;
+//! * `GET /bench/ws/flood` — a named-event stream connection: its event
+//!   `flood` (`{"n": N, "size": S}`) is answered with N events `e`, as fast
+//!   as the client reads.
 
 use bytes::Bytes;
 use rill::{
+    events::EventStream,
     hub::Hub,
     sse::{Event, SseOptions},
     Context, Response, Router, Server,
@@ -63,13 +72,7 @@ async fn idle(ctx: Context) -> Response {
 fn publish(hub: &Hub, ctx: &Context) -> Response {
     let (n, size) = (param(ctx, "n", 1000), param(ctx, "size", 64));
     for seq in 1..=n {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut data = format!("{seq} {nanos}");
-        while data.len() < size {
-            data.push('x');
-        }
+        let data = publish_data(seq, size);
         if let Err(error) = hub.publish_detached("bench", Event::data(data)) {
             return Response::text(format!("{error}\n")).with_status(http::StatusCode::BAD_REQUEST);
         }
@@ -77,10 +80,76 @@ fn publish(hub: &Hub, ctx: &Context) -> Response {
     Response::json_string(format!("{{\"published\":{n}}}"))
 }
 
+/// `<seq> <unix_nanos>` padded with `x` to `size` bytes.
+fn publish_data(seq: usize, size: usize) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut data = format!("{seq} {nanos}");
+    while data.len() < size {
+        data.push('x');
+    }
+    data
+}
+
+fn ws_routes(router: Router) -> Router {
+    let fanout = EventStream::builder().queue(4096).build();
+    let flood = EventStream::new();
+    flood.on("flood", |conn, data| async move {
+        let n = data.value().and_then(|d| d["n"].as_u64()).unwrap_or(0) as usize;
+        let size = data.value().and_then(|d| d["size"].as_u64()).unwrap_or(64) as usize;
+        for seq in 1..=n {
+            // Slows down instead of meeting the slow-consumer policy.
+            conn.ready().await?;
+            conn.send("e", publish_data(seq, size).as_str())?;
+        }
+        Ok(())
+    });
+    let (accept, publish) = (fanout.clone(), fanout);
+    router
+        .get("/bench/ws/fanout", move |ctx: Context| {
+            let stream = accept.clone();
+            async move { stream.accept(ctx) }
+        })
+        .post("/bench/ws/publish", move |ctx: Context| {
+            let stream = publish.clone();
+            async move {
+                let (n, size) = (param(&ctx, "n", 1000), param(&ctx, "size", 64));
+                for seq in 1..=n {
+                    if let Err(error) = stream.send("e", publish_data(seq, size).as_str()) {
+                        return Response::text(format!("{error}\n"))
+                            .with_status(http::StatusCode::BAD_REQUEST);
+                    }
+                }
+                Response::json_string(format!("{{\"published\":{n}}}"))
+            }
+        })
+        .get("/bench/ws/idle", |ctx: Context| async move {
+            ctx.websocket(|_ctx, mut socket| async move {
+                while let Some(message) = socket.recv().await {
+                    message?;
+                }
+                Ok(())
+            })
+        })
+        .get("/bench/ws/echo", |ctx: Context| async move {
+            ctx.websocket(|_ctx, mut socket| async move {
+                while let Some(message) = socket.recv().await {
+                    socket.send(message?).await?;
+                }
+                Ok(())
+            })
+        })
+        .get("/bench/ws/flood", move |ctx: Context| {
+            let stream = flood.clone();
+            async move { stream.accept(ctx) }
+        })
+}
+
 fn app() -> Router {
     let hub = Hub::builder().history(0).queue(4096).build();
     let (fanout, publisher) = (hub.clone(), hub);
-    Router::new()
+    let router = Router::new()
         .get("/bench/burst", burst)
         .get("/bench/live", live)
         .get("/bench/idle", idle)
@@ -94,7 +163,8 @@ fn app() -> Router {
         })
         .get("/bench/stats", |ctx: Context| async move {
             Response::json_string(format!("{{\"active\":{}}}", ctx.tracker().active()))
-        })
+        });
+    ws_routes(router)
 }
 
 #[tokio::main]

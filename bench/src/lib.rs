@@ -9,6 +9,8 @@
 //! - `scenarios`: the measured runs of issue 5, each bounded in time and count.
 //! - `report`: medians, ratios, the JSON file and the printed table.
 //! - `stats`: median and nearest-rank quantiles.
+//! - `ws`: a WebSocket client (handshake, frames) and the check of event lines.
+//! - `ws_scenarios`: the WebSocket runs of issue 10.
 //!
 //! The binaries are `loadgen` (the suite) and the two comparison servers,
 //! `axum_server` and `hyper_server`.
@@ -22,6 +24,8 @@ pub mod servers;
 pub mod sse;
 pub mod stats;
 pub mod wire;
+pub mod ws;
+pub mod ws_scenarios;
 
 /// The data of published event `seq` in the contract: `<seq> <unix_nanos>`
 /// padded with `x` to `size` bytes (the nanoseconds let subscribers measure

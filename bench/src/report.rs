@@ -84,6 +84,7 @@ pub fn to_json(results: &[ScenarioResult], meta: Value) -> Value {
                 .map(|(m, metric)| {
                     let axum = r.median(Kind::Axum, m);
                     let hyper = r.median(Kind::Hyper, m);
+                    let tuned = r.median(Kind::AxumTuned, m);
                     let mut servers = Map::new();
                     for (kind, runs) in &r.runs {
                         let med = r.median(*kind, m);
@@ -99,6 +100,7 @@ pub fn to_json(results: &[ScenarioResult], meta: Value) -> Value {
                                 "median": num(med),
                                 "vs_axum": ratio(med, axum),
                                 "vs_hyper": ratio(med, hyper),
+                                "vs_axum_tuned": ratio(med, tuned),
                             }),
                         );
                     }
@@ -142,15 +144,23 @@ fn human(x: f64) -> String {
 /// Prints one line per metric: medians, then rill's ratios.
 pub fn print_table(results: &[ScenarioResult]) {
     println!(
-        "\n{:<34} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "scenario.metric", "rill", "axum", "hyper", "rill/axum", "rill/hyper"
+        "\n{:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "scenario.metric",
+        "rill",
+        "axum",
+        "hyper",
+        "axum_tuned",
+        "rill/axum",
+        "rill/hyper",
+        "rill/tuned"
     );
     for r in results {
         for (m, metric) in r.scenario.metrics.iter().enumerate() {
-            let (rill, axum, hyper) = (
+            let (rill, axum, hyper, tuned) = (
                 r.median(Kind::Rill, m),
                 r.median(Kind::Axum, m),
                 r.median(Kind::Hyper, m),
+                r.median(Kind::AxumTuned, m),
             );
             let fmt_ratio = |a: f64, b: f64| {
                 if a.is_finite() && b.is_finite() && b != 0.0 {
@@ -160,13 +170,15 @@ pub fn print_table(results: &[ScenarioResult]) {
                 }
             };
             println!(
-                "{:<34} {:>10} {:>10} {:>10} {:>9} {:>9}",
+                "{:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
                 format!("{}.{} ({})", r.scenario.id, metric.name, metric.unit),
                 human(rill),
                 human(axum),
                 human(hyper),
+                human(tuned),
                 fmt_ratio(rill, axum),
-                fmt_ratio(rill, hyper)
+                fmt_ratio(rill, hyper),
+                fmt_ratio(rill, tuned)
             );
         }
         for (k, round, e) in &r.errors {

@@ -47,6 +47,16 @@ pub struct Config {
     pub paced_interval_ms: u64,
     /// Simultaneous connects in the backlog run.
     pub backlog_conns: usize,
+    /// WebSocket fan-out subscribers.
+    pub ws_fanout_subs: usize,
+    /// Events published in the WebSocket fan-out run.
+    pub ws_fanout_events: usize,
+    /// Idle WebSockets for the memory run.
+    pub ws_idle_conns: usize,
+    /// Echo round trips per window size.
+    pub ws_echo_n: usize,
+    /// Events in the one-way WebSocket run.
+    pub ws_oneway_n: usize,
 }
 
 impl Config {
@@ -68,6 +78,11 @@ impl Config {
             paced_secs: 10,
             paced_interval_ms: 10,
             backlog_conns: 1000,
+            ws_fanout_subs: 1000,
+            ws_fanout_events: 1000,
+            ws_idle_conns: 10_000,
+            ws_echo_n: 20_000,
+            ws_oneway_n: 1_000_000,
         }
     }
 
@@ -79,6 +94,9 @@ impl Config {
             cpu_secs: 10,
             fanout_events: 200,
             paced_secs: 2,
+            ws_fanout_events: 200,
+            ws_echo_n: 5_000,
+            ws_oneway_n: 200_000,
             ..Config::full()
         }
     }
@@ -117,6 +135,9 @@ pub struct Scenario {
 }
 
 const STREAMING: &[Kind] = &[Kind::Rill, Kind::Axum];
+/// rill, axum as its guide writes it, and axum tuned (batched writes, 4 KiB
+/// read buffers).
+const WEBSOCKET: &[Kind] = &[Kind::Rill, Kind::Axum, Kind::AxumTuned];
 const LATENCY: [Metric; 3] = [
     metric("p50_ms", "ms", false),
     metric("p99_ms", "ms", false),
@@ -185,6 +206,44 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         servers: STREAMING,
     },
+    Scenario {
+        id: "ws_fanout",
+        title: "WebSocket fan-out",
+        metrics: &[
+            metric("deliveries_per_s", "deliveries/s", true),
+            LATENCY[0],
+            LATENCY[1],
+            LATENCY[2],
+        ],
+        servers: WEBSOCKET,
+    },
+    Scenario {
+        id: "ws_idle",
+        title: "idle WebSockets: RSS",
+        metrics: &[metric("rss_kib_per_conn", "KiB/conn", false)],
+        servers: WEBSOCKET,
+    },
+    Scenario {
+        id: "ws_disconnect",
+        title: "idle WebSocket disconnect detection",
+        metrics: &LATENCY,
+        servers: STREAMING,
+    },
+    Scenario {
+        id: "ws_echo",
+        title: "WebSocket echo round trips",
+        metrics: &[
+            metric("round_trips_per_s_window_1", "round trips/s", true),
+            metric("round_trips_per_s_window_16", "round trips/s", true),
+        ],
+        servers: STREAMING,
+    },
+    Scenario {
+        id: "ws_oneway",
+        title: "one-way WebSocket events",
+        metrics: &[metric("events_per_s", "events/s", true)],
+        servers: WEBSOCKET,
+    },
 ];
 
 /// Runs `scenario` once against `server`.
@@ -220,6 +279,11 @@ pub async fn run(scenario: &Scenario, server: &Server, cfg: &Config) -> Result<V
             Ok(values)
         }
         "backlog" => backlog(addr, cfg.backlog_conns).await,
+        "ws_fanout" => crate::ws_scenarios::ws_fanout(addr, cfg).await,
+        "ws_idle" => crate::ws_scenarios::ws_idle(server, cfg).await,
+        "ws_disconnect" => crate::ws_scenarios::ws_disconnect(addr, cfg).await,
+        "ws_echo" => crate::ws_scenarios::ws_echo(addr, cfg).await,
+        "ws_oneway" => crate::ws_scenarios::ws_oneway(addr, cfg).await,
         other => Err(format!("unknown scenario {other}")),
     }
 }
@@ -369,6 +433,18 @@ async fn disconnect(addr: SocketAddr, cfg: &Config) -> Result<Vec<f64>, String> 
     let base = stats
         .wait_active(|a| a as usize >= n, Duration::from_secs(30))
         .await?;
+    time_disconnects(&mut stats, streams, base, n).await
+}
+
+/// Shuts the write side of `streams` (FIN) at once and times, from the
+/// first `shutdown`, when `/bench/stats` shows each gone (`base` active
+/// before); p50/p99/max in ms.
+pub async fn time_disconnects(
+    stats: &mut HttpClient,
+    streams: Vec<tokio::net::TcpStream>,
+    base: u64,
+    n: usize,
+) -> Result<Vec<f64>, String> {
     // Leave the reactor before timing, so the close loop is just syscalls.
     let streams: Vec<std::net::TcpStream> = streams
         .into_iter()
@@ -408,7 +484,8 @@ async fn disconnect(addr: SocketAddr, cfg: &Config) -> Result<Vec<f64>, String> 
     ])
 }
 
-fn unix_nanos() -> u64 {
+/// Nanoseconds since the Unix epoch.
+pub fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

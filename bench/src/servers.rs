@@ -19,6 +19,9 @@ pub enum Kind {
     /// `bench/src/bin/hyper_server.rs`: pre-encoded bodies (burst, live) and
     /// fan-out written straight into the sockets (fanout, paced).
     Hyper,
+    /// `axum_server --tuned`: WebSockets with batched writes (every waiting
+    /// event fed, one flush per burst) and 4 KiB read buffers.
+    AxumTuned,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
             Kind::Rill => "rill",
             Kind::Axum => "axum",
             Kind::Hyper => "hyper",
+            Kind::AxumTuned => "axum_tuned",
         }
     }
 
@@ -38,7 +42,7 @@ impl Kind {
     pub fn binary(self, release_dir: &Path) -> PathBuf {
         match self {
             Kind::Rill => release_dir.join("examples/bench_server"),
-            Kind::Axum => release_dir.join("axum_server"),
+            Kind::Axum | Kind::AxumTuned => release_dir.join("axum_server"),
             Kind::Hyper => release_dir.join("hyper_server"),
         }
     }
@@ -59,6 +63,11 @@ impl Server {
         let path = kind.binary(release_dir);
         let mut child = Command::new(&path)
             .args(["--addr", "127.0.0.1:0"])
+            .args(if kind == Kind::AxumTuned {
+                &["--tuned"][..]
+            } else {
+                &[][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -214,6 +214,10 @@ impl Connection {
     ///
     /// `Closed` or `Disconnected` once the connection is over.
     pub async fn ready(&self) -> Result<(), EventError> {
+        // The common case, without registering for a wake-up.
+        if self.shared.socket.send_error().is_none() && self.shared.has_room() {
+            return Ok(());
+        }
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);

@@ -3,7 +3,12 @@
 //! `Body::from_stream` for the live body, `tokio::sync::broadcast` for the
 //! hub, and a drop guard in every streaming response for `/bench/stats`.
 //!
-//! Run with: `cargo run --release -p rill-bench --bin axum_server -- --addr 127.0.0.1:0`.
+//! WebSockets: see `ws.rs` (`--tuned` for batched writes and small read
+//! buffers).
+//!
+//! Run with: `cargo run --release -p rill-bench --bin axum_server -- --addr 127.0.0.1:0 [--tuned]`.
+
+mod ws;
 
 use axum::{
     body::Body,
@@ -48,9 +53,13 @@ struct AppState {
     /// ids in send order.
     next_id: Arc<Mutex<u64>>,
     active: Arc<AtomicUsize>,
+    /// The WebSocket broadcast: each event's whole line, shared.
+    ws_tx: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
+    /// `--tuned`: batched WebSocket writes, 4 KiB read buffers.
+    tuned: bool,
 }
 
-/// Counts an open streaming response until the body is dropped.
+/// Counts an open streaming response (or socket) until it is dropped.
 struct ActiveGuard(Arc<AtomicUsize>);
 
 impl ActiveGuard {
@@ -80,7 +89,7 @@ impl<S: Stream + Unpin> Stream for Guarded<S> {
     }
 }
 
-type Params = Query<HashMap<String, String>>;
+pub(crate) type Params = Query<HashMap<String, String>>;
 
 fn param(q: &Params, name: &str, default: usize) -> usize {
     q.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -168,12 +177,15 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn app() -> Router {
+fn app(tuned: bool) -> Router {
     let (tx, _) = broadcast::channel(4096);
+    let (ws_tx, _) = broadcast::channel(4096);
     let state = AppState {
         tx,
         next_id: Arc::new(Mutex::new(0)),
         active: Arc::new(AtomicUsize::new(0)),
+        ws_tx,
+        tuned,
     };
     Router::new()
         .route("/bench/burst", get(burst))
@@ -182,13 +194,19 @@ fn app() -> Router {
         .route("/bench/fanout", get(fanout))
         .route("/bench/publish", post(publish))
         .route("/bench/stats", get(stats))
+        .route("/bench/ws/fanout", get(ws::fanout))
+        .route("/bench/ws/publish", post(ws::publish))
+        .route("/bench/ws/idle", get(ws::idle))
+        .route("/bench/ws/echo", get(ws::echo))
+        .route("/bench/ws/flood", get(ws::flood))
         .with_state(state)
 }
 
 #[tokio::main]
 async fn main() {
+    let tuned = std::env::args().any(|a| a == "--tuned");
     let listener = rill_bench::listen_from_args().await;
-    if let Err(error) = axum::serve(listener, app()).await {
+    if let Err(error) = axum::serve(listener, app(tuned)).await {
         eprintln!("{error}");
     }
 }
