@@ -25,7 +25,8 @@ use crate::{
     pipe::{Collect, PipeFeed, PipeReader, Read},
     ws::{
         driver::Outbox,
-        socket::{Outgoing, SocketShared, WsMessage},
+        message::{Outgoing, WsMessage},
+        shared::{SocketShared, CLOSED, DISCONNECTED},
     },
 };
 
@@ -250,18 +251,14 @@ impl Connection {
     /// client gone).
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let socket = self.shared.socket.clone();
-        async move {
-            socket
-                .wait_for(crate::ws::socket::CLOSED | crate::ws::socket::DISCONNECTED)
-                .await
-        }
+        async move { socket.wait_for(CLOSED | DISCONNECTED).await }
     }
 
     /// Resolves when the client goes away without a close handshake (or
     /// stops answering pings).
     pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
         let socket = self.shared.socket.clone();
-        async move { socket.wait_for(crate::ws::socket::DISCONNECTED).await }
+        async move { socket.wait_for(DISCONNECTED).await }
     }
 }
 

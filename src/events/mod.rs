@@ -58,7 +58,6 @@ use std::{
         Arc,
     },
 };
-use tokio::sync::mpsc;
 
 use crate::{
     broker::{Broker, SlowConsumer},
@@ -67,7 +66,7 @@ use crate::{
     hub::Hub,
     pipe,
     response::Response,
-    ws::{handshake, socket::SocketShared, Launch, Prepared, WsOptions},
+    ws::{handshake, shared::SocketShared, socket::Receiver, Launch, Prepared, WsOptions},
 };
 use connection::{ConnShared, PipeOutbox, QueueLimits, BROADCAST_CHANNEL};
 use handlers::{HandlerFuture, Handlers};
@@ -367,7 +366,7 @@ impl EventStream {
             Ok(prepared) => prepared,
             Err(error) => return handshake::refusal(&error),
         };
-        let socket = Arc::new(SocketShared::default());
+        let socket = Arc::new(SocketShared::new(options.queue));
         let (feed, reader) = pipe::feed(self.inner.limits.bytes);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = Arc::new(ConnShared::new(
@@ -377,14 +376,13 @@ impl EventStream {
             socket.clone(),
             self.inner.limits,
         ));
-        let (in_tx, in_rx) = mpsc::channel(options.queue);
-        let task = session::run(self.clone(), ctx, Connection::new(shared.clone()), in_rx);
+        let incoming = Receiver::new(socket.clone());
+        let task = session::run(self.clone(), ctx, Connection::new(shared.clone()), incoming);
         prepared.launch(
             &options,
             Launch {
                 shared: socket,
                 outbox: PipeOutbox::new(reader, shared),
-                incoming: in_tx,
             },
             task,
         )

@@ -8,7 +8,6 @@
 //! slows the client.
 
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 use super::{
     connection::Connection,
@@ -21,7 +20,7 @@ use crate::{
     broker::{BrokerSubscription, SubscribeOptions},
     context::Context,
     hub::Hub,
-    ws::{WsError, WsMessage},
+    ws::socket::Receiver,
 };
 
 /// Runs one connection until its socket closes.
@@ -29,7 +28,7 @@ pub(crate) async fn run(
     stream: EventStream,
     ctx: Context,
     conn: Connection,
-    mut incoming: mpsc::Receiver<Result<WsMessage, WsError>>,
+    mut incoming: Receiver,
 ) {
     let inner = &stream.inner;
     let sink = EventSink::new(conn.shared.clone(), Role::Broadcast, Vec::new());

@@ -9,8 +9,6 @@
 //! interval, and give up on one that stays silent for the ping timeout.
 //! The codec answers pings and close frames itself.
 
-use futures_core::Stream;
-use futures_sink::Sink;
 use std::{
     future::Future,
     pin::Pin,
@@ -20,15 +18,15 @@ use std::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::mpsc,
     time::{Instant, Sleep},
 };
-use tokio_util::sync::PollSender;
-use tokio_websockets::{CloseCode, Message, WebSocketStream};
+use tokio_websockets::{CloseCode, Limits, Message};
 
 use super::{
+    codec::Codec,
     error::WsError,
-    socket::{Outgoing, SocketShared, WsMessage, CLOSED, DISCONNECTED, SHUTDOWN},
+    message::{Outgoing, WsMessage},
+    shared::{Room, SocketShared, CLOSED, DISCONNECTED, SHUTDOWN},
 };
 
 /// How long a close handshake this side started may take.
@@ -41,9 +39,13 @@ pub(crate) trait Outbox: Send + Unpin + 'static {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>>;
 }
 
-impl Outbox for mpsc::Receiver<Outgoing> {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
-        self.poll_recv(cx)
+/// A raw socket's outbox: the queue its senders fill (the driver's waker is
+/// parked in the shared state at the start of every poll).
+pub(crate) struct RawOutbox(pub(crate) Arc<SocketShared>);
+
+impl Outbox for RawOutbox {
+    fn poll_next(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        self.0.poll_outgoing()
     }
 }
 
@@ -67,9 +69,8 @@ enum Phase {
 }
 
 pub(crate) struct Driver<IO, O> {
-    ws: WebSocketStream<IO>,
+    ws: Codec<IO>,
     outgoing: O,
-    incoming: PollSender<Result<WsMessage, WsError>>,
     shared: Arc<SocketShared>,
     keepalive: Keepalive,
     timer: Pin<Box<Sleep>>,
@@ -85,16 +86,15 @@ pub(crate) struct Driver<IO, O> {
 
 impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
     pub(crate) fn new(
-        ws: WebSocketStream<IO>,
+        io: IO,
+        limits: Limits,
         outgoing: O,
-        incoming: mpsc::Sender<Result<WsMessage, WsError>>,
         shared: Arc<SocketShared>,
         keepalive: Keepalive,
     ) -> Self {
         Driver {
-            ws,
+            ws: Codec::new(io, limits),
             outgoing,
-            incoming: PollSender::new(incoming),
             shared,
             timer: Box::pin(tokio::time::sleep(keepalive.interval)),
             keepalive,
@@ -112,7 +112,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
         }
         self.phase = Phase::Closing;
         let code = CloseCode::try_from(code).unwrap_or(CloseCode::NORMAL_CLOSURE);
-        let _ = Pin::new(&mut self.ws).start_send(Message::close(Some(code), reason));
+        let _ = self.ws.start_send(Message::close(Some(code), reason));
         self.timer.as_mut().reset(Instant::now() + CLOSE_TIMEOUT);
         self.shared.set(CLOSED);
     }
@@ -121,14 +121,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
     fn poll_outgoing(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
         let mut progress = false;
         while self.phase != Phase::Closing {
-            match Pin::new(&mut self.ws).poll_ready(cx) {
+            match self.ws.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(WsError::from_protocol(e)),
                 Poll::Pending => break,
             }
             match self.outgoing.poll_next(cx) {
                 Poll::Ready(Some(Outgoing::Message(message))) => {
-                    Pin::new(&mut self.ws)
+                    self.ws
                         .start_send(message.into_frame())
                         .map_err(WsError::from_protocol)?;
                     progress = true;
@@ -157,16 +157,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
         // codec flushes its close frame while it is read), drop the data.
         let deliver = !self.handler_gone && self.phase != Phase::Closing;
         if deliver {
-            match self.incoming.poll_reserve(cx) {
-                Poll::Ready(Ok(())) => self.read_blocked = false,
-                Poll::Ready(Err(_)) => self.handler_gone = true,
-                Poll::Pending => {
+            match self.shared.room_for_incoming() {
+                Room::Yes => self.read_blocked = false,
+                Room::ReceiverGone => self.handler_gone = true,
+                Room::Full => {
                     self.read_blocked = true;
                     return false;
                 }
             }
         }
-        match Pin::new(&mut self.ws).poll_next(cx) {
+        match self.ws.poll_next(cx) {
             Poll::Ready(Some(Ok(message))) => {
                 if self.phase == Phase::AwaitingPong {
                     self.phase = Phase::Open;
@@ -185,16 +185,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Driver<IO, O> {
                 let text = message.is_text();
                 if (text || message.is_binary()) && deliver {
                     let payload: bytes::Bytes = message.into_payload().into();
-                    let _ = self
-                        .incoming
-                        .send_item(Ok(WsMessage::from_codec(text, payload)));
+                    self.shared
+                        .push_incoming(Ok(WsMessage::from_codec(text, payload)));
                 }
                 true
             }
             Poll::Ready(Some(Err(error))) => {
                 let error = WsError::from_protocol(error);
                 if deliver && !error.is_end_of_stream() {
-                    let _ = self.incoming.send_item(Err(error.clone()));
+                    self.shared.push_incoming(Err(error.clone()));
                 }
                 if error == WsError::Disconnected {
                     self.shared.set(DISCONNECTED);
@@ -247,7 +246,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Future for Driver<IO, O> {
                     return Poll::Ready(());
                 }
             };
-            if let Poll::Ready(Err(error)) = Pin::new(&mut this.ws).poll_flush(cx) {
+            if let Poll::Ready(Err(error)) = this.ws.poll_flush(cx) {
                 this.end(WsError::from_protocol(error));
                 return Poll::Ready(());
             }
@@ -258,8 +257,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Future for Driver<IO, O> {
             if this.timer.as_mut().poll(cx).is_ready() {
                 match this.phase {
                     Phase::Open => {
-                        let _ =
-                            Pin::new(&mut this.ws).start_send(Message::ping(bytes::Bytes::new()));
+                        let _ = this.ws.start_send(Message::ping(bytes::Bytes::new()));
                         this.phase = Phase::AwaitingPong;
                         this.timer
                             .as_mut()
@@ -281,9 +279,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Future for Driver<IO, O> {
                 continue;
             }
             if !sent && !read {
+                // Nothing more to do now: an empty codec is dropped until
+                // there is something to read or send.
+                if this.phase != Phase::Closing {
+                    this.ws.idle_if_empty();
+                }
                 return Poll::Pending;
             }
         }
+    }
+}
+
+impl<IO, O> Drop for Driver<IO, O> {
+    fn drop(&mut self) {
+        // However the driver ended (or was dropped): sends fail from now on,
+        // and the handler's `recv` returns `None` after what is queued.
+        if self.shared.flags() & (CLOSED | DISCONNECTED) == 0 {
+            self.shared.set(CLOSED);
+        }
+        self.shared.close_incoming();
     }
 }
 

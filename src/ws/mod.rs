@@ -9,24 +9,30 @@
 //! * [`WebSocket`], [`WsSender`], [`WsMessage`] — the handler's end.
 //! * `handshake` — RFC 6455 / RFC 8441 checks and the accepting response.
 //! * `driver` — the task that drives the socket.
+//! * `codec` — the frame codec, made only while there is something to parse
+//!   or send.
 //!
 //! See `docs/websocket.md`.
 
+mod codec;
 pub(crate) mod driver;
 mod error;
 pub(crate) mod handshake;
+pub(crate) mod message;
+pub(crate) mod shared;
 pub(crate) mod socket;
 
 pub use error::{UpgradeError, WsError};
-pub use socket::{WebSocket, WsMessage, WsSender};
+pub use message::WsMessage;
+pub use socket::{WebSocket, WsSender};
 
 use hyper_util::rt::TokioIo;
 use std::{future::Future, sync::Arc, time::Duration};
-use tokio::sync::mpsc;
 
 use crate::{context::Context, error::BoxError, live::LiveTracker, response::Response};
-use driver::{Driver, Keepalive, Outbox};
-use socket::SocketShared;
+use driver::{Driver, Keepalive, Outbox, RawOutbox};
+use shared::SocketShared;
+use socket::Receiver;
 
 /// The largest message a peer may send, by default: 1 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
@@ -280,21 +286,16 @@ impl Prepared {
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let shared = Arc::new(SocketShared::default());
-        let (out_tx, out_rx) = mpsc::channel(options.queue);
-        let (in_tx, in_rx) = mpsc::channel(options.queue);
+        let shared = Arc::new(SocketShared::new(options.queue));
         let socket = WebSocket::new(
-            in_rx,
-            WsSender::new(out_tx, shared.clone()),
+            Receiver::new(shared.clone()),
+            WsSender::new(shared.clone()),
             self.protocol(),
         );
+        let outbox = RawOutbox(shared.clone());
         self.launch(
             &options,
-            Launch {
-                shared,
-                outbox: out_rx,
-                incoming: in_tx,
-            },
+            Launch { shared, outbox },
             run_handler(handler(socket)),
         )
     }
@@ -314,11 +315,7 @@ impl Prepared {
             hold,
         } = self;
         let response = handshake::response(&accepted);
-        let Launch {
-            shared,
-            outbox,
-            incoming,
-        } = launch;
+        let Launch { shared, outbox } = launch;
         // Counted as live (closed with 1001 at shutdown) and as a running
         // writer (the shutdown waits for it) while the task runs.
         let guards = options
@@ -337,10 +334,7 @@ impl Prepared {
                     return;
                 }
             };
-            let ws = tokio_websockets::ServerBuilder::new()
-                .limits(limits)
-                .serve(TokioIo::new(upgraded));
-            let driver = Driver::new(ws, outbox, incoming, shared, keepalive);
+            let driver = Driver::new(TokioIo::new(upgraded), limits, outbox, shared, keepalive);
             tokio::join!(driver, task);
         });
         response
@@ -348,12 +342,11 @@ impl Prepared {
 }
 
 /// What a socket's task is made of besides the connection: the state the
-/// driver and the handler share, where the driver takes what to send, and
-/// where it puts what it reads.
+/// driver and the handler share (with the queue of what it reads), and
+/// where the driver takes what to send.
 pub(crate) struct Launch<O> {
     pub(crate) shared: Arc<SocketShared>,
     pub(crate) outbox: O,
-    pub(crate) incoming: mpsc::Sender<Result<WsMessage, WsError>>,
 }
 
 /// Runs a handler, logging how it ended: a closed socket or a departed peer
