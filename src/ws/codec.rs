@@ -188,7 +188,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
 
 enum State<IO> {
     Idle(Tracked<IO>),
-    Active(WebSocketStream<Tracked<IO>>),
+    /// Boxed: an idle socket holds only the small variant.
+    Active(Box<WebSocketStream<Tracked<IO>>>),
     /// Only while switching.
     Switching,
 }
@@ -223,9 +224,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Codec<IO> {
         if let State::Idle(_) = self.state {
             if let State::Idle(io) = std::mem::replace(&mut self.state, State::Switching) {
                 let ws = tokio_websockets::ServerBuilder::new()
-                    .limits(self.limits.clone())
+                    .limits(self.limits)
                     .serve(io);
-                self.state = State::Active(ws);
+                self.state = State::Active(Box::new(ws));
             }
         }
         match &mut self.state {
@@ -262,7 +263,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Codec<IO> {
 
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.state {
-            State::Active(ws) => Pin::new(ws).poll_ready(cx),
+            State::Active(ws) => Pin::new(&mut **ws).poll_ready(cx),
             _ => Poll::Ready(Ok(())),
         }
     }
@@ -275,7 +276,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Codec<IO> {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.state {
             State::Active(ws) => {
-                let polled = Pin::new(ws).poll_flush(cx);
+                let polled = Pin::new(&mut **ws).poll_flush(cx);
                 if let Poll::Ready(Ok(())) = polled {
                     self.flushed = true;
                 }
@@ -327,9 +328,47 @@ mod tests {
                 out.extend_from_slice(&(n as u64).to_be_bytes());
             }
         }
-        out.extend_from_slice(&[1, 2, 3, 4]);
-        out.extend_from_slice(payload);
+        let mask = [1, 2, 3, 4];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         out
+    }
+
+    /// Idle until a frame arrives, active while it is parsed, idle again
+    /// once it was delivered and the answer written.
+    #[tokio::test]
+    async fn the_codec_exists_only_while_it_holds_something() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let mut codec = Codec::new(server, Limits::default());
+        assert!(!codec.is_active());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(codec.poll_next(&mut cx).is_pending());
+        assert!(!codec.is_active());
+
+        // Half a frame: the codec is made and keeps it.
+        let hello = frame(true, 0x1, b"hello");
+        client.write_all(&hello[..3]).await.unwrap();
+        assert!(codec.poll_next(&mut cx).is_pending());
+        codec.idle_if_empty();
+        assert!(codec.is_active());
+        client.write_all(&hello[3..]).await.unwrap();
+        let Poll::Ready(Some(Ok(message))) = codec.poll_next(&mut cx) else {
+            panic!("no message");
+        };
+        assert_eq!(message.as_text(), Some("hello"));
+        // An answer queued and not yet written keeps it too.
+        codec.start_send(Message::text("back")).unwrap();
+        codec.idle_if_empty();
+        assert!(codec.is_active());
+        assert!(codec.poll_flush(&mut cx).is_ready());
+        assert!(codec.poll_next(&mut cx).is_pending());
+        codec.idle_if_empty();
+        assert!(!codec.is_active());
+        let mut answer = [0u8; 6];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"\x81\x04back");
     }
 
     #[test]
