@@ -80,6 +80,7 @@ mod response;
 mod router;
 mod server;
 pub mod sse;
+mod sync;
 pub mod ws;
 
 pub use body::Body;

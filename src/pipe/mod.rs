@@ -78,7 +78,6 @@
 mod batch;
 mod feed;
 mod reader;
-mod sync;
 mod writer;
 
 #[cfg(all(test, loom))]
@@ -89,9 +88,9 @@ pub(crate) use feed::PipeFeed;
 pub(crate) use reader::{Collect, End, PipeReader, Read};
 pub(crate) use writer::PipeWriter;
 
+use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering};
 use bytes::Bytes;
 use std::{sync::Arc, task::Waker};
-use sync::{AtomicU8, Mutex, MutexGuard, Ordering};
 
 use crate::error::LiveError;
 

@@ -22,6 +22,9 @@ pub(crate) mod message;
 pub(crate) mod shared;
 pub(crate) mod socket;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use error::{UpgradeError, WsError};
 pub use message::WsMessage;
 pub use socket::{WebSocket, WsSender};

@@ -26,13 +26,12 @@
 
 use std::{
     collections::VecDeque,
-    sync::{
-        atomic::{AtomicU8, Ordering},
-        Mutex, MutexGuard, PoisonError,
-    },
+    sync::PoisonError,
     task::{Context, Poll, Waker},
 };
 use tokio::sync::Notify;
+
+use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering};
 
 use super::{
     error::WsError,
