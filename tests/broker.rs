@@ -330,3 +330,97 @@ async fn a_new_epoch_resets_subscribers() {
         ]
     );
 }
+
+/// The offsets a recorder saw, in order.
+fn offsets(seen: &[Seen]) -> Vec<u64> {
+    seen.iter()
+        .map(|s| match s {
+            Seen::Message { offset, .. } => *offset,
+            Seen::Reset(_) => 0,
+        })
+        .collect()
+}
+
+/// Detached publishes from two threads to more subscribers than one slice
+/// of a fan-out task, with an awaited publish in between: every subscriber
+/// gets every message once, in position order, and a subscriber that joins
+/// mid-burst gets an unbroken run from where it joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_bursts_reach_everyone_once_in_order() {
+    const SUBSCRIBERS: usize = 600;
+    const PER_PUBLISHER: u64 = 300;
+    let broker = Broker::new();
+    let mut subscribers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let recorder = Arc::new(Recorder::default());
+        let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+        subscription.join("burst", None).unwrap();
+        subscribers.push((recorder, subscription));
+    }
+    let publishers: Vec<_> = (0..2)
+        .map(|p| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_PUBLISHER {
+                    broker
+                        .publish_detached("burst", Publication::new(format!("{p}-{i}")))
+                        .unwrap();
+                    if i % 100 == 50 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let late = Arc::new(Recorder::default());
+    let late_subscription = broker.subscribe(late.clone(), SubscribeOptions::default());
+    late_subscription.join("burst", None).unwrap();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    // An awaited publish is offered after everything published before it.
+    let last = broker
+        .publish("burst", Publication::new("last"))
+        .await
+        .unwrap();
+    let total = 2 * PER_PUBLISHER + 1;
+    assert_eq!(last.offset(), total);
+    for (recorder, _) in &subscribers {
+        assert_eq!(offsets(&recorder.take()), (1..=total).collect::<Vec<_>>());
+    }
+    let seen = offsets(&late.take_when(1).await);
+    let first = *seen.first().expect("the late subscriber got the end");
+    assert_eq!(seen, (first..=total).collect::<Vec<_>>());
+}
+
+/// A detached publish whose fan-out task never ran (its runtime went away)
+/// does not stop the channel: the next detached publish on another runtime
+/// is delivered, after the stranded one.
+#[test]
+fn a_lost_fan_out_task_does_not_stall_the_channel() {
+    let broker = Broker::new();
+    let recorder = Arc::new(Recorder::default());
+    let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    subscription.join("c", None).unwrap();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        broker
+            .publish_detached("c", Publication::new("stranded"))
+            .unwrap();
+    });
+    // The task was spawned, never polled: dropped with its runtime.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let seen = second.block_on(async {
+        broker
+            .publish_detached("c", Publication::new("next"))
+            .unwrap();
+        recorder.take_when(2).await
+    });
+    assert_eq!(seen, [message("c", 1, "stranded"), message("c", 2, "next")]);
+}

@@ -139,6 +139,13 @@ pub async fn ws_fanout(addr: SocketAddr, cfg: &Config) -> Result<Vec<f64>, Strin
             String::from_utf8_lossy(&body)
         ));
     }
+    if std::env::var_os("RILL_BENCH_DEBUG").is_some() {
+        eprintln!(
+            "published in {:?} {}",
+            t0.elapsed(),
+            String::from_utf8_lossy(&body)
+        );
+    }
     let mut all = Vec::with_capacity(subs * events);
     let mut last = t0;
     let mut failed = 0;

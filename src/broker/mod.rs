@@ -55,7 +55,7 @@ use std::{
     time::Duration,
 };
 
-use registry::{lock, Joined, Registry, Subscriber};
+use registry::{detached, lock, Joined, Registry, Subscriber};
 
 /// The longest channel name, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 256;
@@ -277,9 +277,13 @@ impl Broker {
         Ok(position)
     }
 
-    /// Publishes without waiting for the position, for synchronous code:
-    /// done before it returns with the in-memory backend; otherwise the
-    /// publication continues in a task (a failure then is logged).
+    /// Publishes without waiting for the position, for synchronous code.
+    /// With the in-memory backend the message is placed (its position
+    /// taken) before it returns; on a runtime, the offer to local
+    /// subscribers follows in a task, one per channel for everything
+    /// published meanwhile — so a loop of detached publishes reaches each
+    /// subscriber as one batch. Another backend continues the publication
+    /// in a task (a failure then is logged).
     ///
     /// # Errors
     ///
@@ -291,9 +295,14 @@ impl Broker {
         publication: Publication,
     ) -> Result<(), PublishError> {
         let registry = self.inner.registry.clone();
-        let mut publishing = registry.backend.publish(channel, publication);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(result) = publishing.as_mut().poll(&mut cx) {
+        // A backend may do its work when asked or when polled: both count.
+        let (publishing, polled) = detached(|| {
+            let mut publishing = registry.backend.publish(channel, publication);
+            let polled = publishing.as_mut().poll(&mut cx);
+            (publishing, polled)
+        });
+        if let std::task::Poll::Ready(result) = polled {
             result?;
             registry.counters.published.add(1);
             return Ok(());
@@ -310,6 +319,13 @@ impl Broker {
             }
         });
         Ok(())
+    }
+
+    /// Offers at once what detached publishes left for a fan-out task on
+    /// `channel`: a transport calls it before a message of its own to the
+    /// same subscriber, so that what was published before is offered first.
+    pub(crate) fn flush(&self, channel: &str) {
+        self.inner.registry.flush(channel);
     }
 
     /// A subscription of `sink`: empty until it [joins](BrokerSubscription::join)

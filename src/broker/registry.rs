@@ -32,8 +32,45 @@
 //! A backend that detects a gap (a message whose offset does not follow the
 //! last one delivered) or lost contact puts every live subscriber of the
 //! channel back into catching up, from its own last position.
+//!
+//! # Arrivals, and fan-outs that take many at once
+//!
+//! What the backend delivers is first appended to the channel's *arrivals*
+//! (a queue under a lock of its own, so a publisher never waits for a
+//! fan-out in progress), numbered in order. Whoever then holds the channel
+//! lock takes every arrival waiting and offers them, subscriber by
+//! subscriber: all the messages one subscriber is owed go to its sink in
+//! one [`Sink::offer_many`] (one lock of its queue, one wake of its
+//! writer), which is what makes a burst to many subscribers cheap.
+//!
+//! * A delivery fans out at once, under the channel lock — so
+//!   [`Broker::publish`](super::Broker::publish) has offered its message to
+//!   every local subscriber when it returns — except inside
+//!   [`Broker::publish_detached`](super::Broker::publish_detached) on a
+//!   runtime: that only appends, and the channel's fan-out task (one at a
+//!   time, `scheduled`) offers whatever accumulated. A loop of detached
+//!   publishes costs the publisher one append each; each subscriber gets
+//!   the burst in one go.
+//! * The task works in slices of [`FAN_OUT_SLICE`] subscribers and yields
+//!   between them (releasing the channel lock), so the writers it woke
+//!   start sending while it goes on. A run offered to only some subscribers
+//!   waits in `unfinished`; every fan-out finishes it before it takes new
+//!   arrivals. A task that finds nothing left clears `scheduled` under the
+//!   arrivals lock, so an arrival is never left without a task.
+//! * Arrivals are taken whole, under the channel lock, and a run is
+//!   finished before the next is taken: per channel, order holds.
+//! * Lock order: channel lock → arrivals lock. A joiner gets the number of
+//!   the next arrival under both: it is offered nothing that arrived before
+//!   it joined. Whatever reads or moves a subscriber's position (finishing a
+//!   catch-up, reporting a start, a resync) first fans out what waits, so
+//!   positions and arrivals never disagree; a live subscriber is still
+//!   offered nothing at or before its position.
+//! * A transport that sends a subscriber messages of its own calls
+//!   [`Registry::flush`] first: what was published before is offered
+//!   before them (one atomic load when no fan-out task is pending).
 
 use std::{
+    cell::Cell,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError, Weak,
@@ -81,6 +118,8 @@ pub(crate) struct Registry {
     node: Arc<str>,
     next_subscription: AtomicU64,
     presence: PresenceTicks,
+    /// Channels whose arrivals wait for a fan-out task.
+    deferred: AtomicUsize,
 }
 
 /// Presence changes waiting for the next tick.
@@ -98,6 +137,31 @@ pub(crate) struct ChannelCell {
     /// Subscribers now, readable without the lock (stats).
     count: AtomicUsize,
     state: Mutex<ChannelState>,
+    /// Delivered, not yet offered (see the module doc). Taken after
+    /// `state`, never before it.
+    arrivals: Mutex<Arrivals>,
+}
+
+/// A channel's deliveries waiting for a fan-out.
+#[derive(Default)]
+struct Arrivals {
+    waiting: Vec<Arrival>,
+    /// The number the next arrival gets.
+    next: u64,
+    /// The position of the last publication delivered (gap detection).
+    last: Option<Position>,
+    /// A fan-out task is on its way.
+    scheduled: bool,
+    /// An emptied buffer kept for the next run of arrivals.
+    spare: Vec<Arrival>,
+}
+
+/// One delivered message, numbered.
+struct Arrival {
+    message: Arc<Message>,
+    number: u64,
+    /// Something is missing before it: the subscribers catch up.
+    gap: bool,
 }
 
 #[derive(Default)]
@@ -106,11 +170,18 @@ struct ChannelState {
     /// shard: a joiner holding this cell looks the channel up again.
     removed: bool,
     subscribers: Slab<Entry>,
-    /// The position of the last publication delivered (gap detection).
-    last: Option<Position>,
     presence: PresenceDiff,
     /// Whether this cell waits in the presence tick's list.
     dirty: bool,
+    /// A run of arrivals a fan-out task offered to only part of the
+    /// subscribers so far.
+    unfinished: Option<Unfinished>,
+}
+
+/// A run of arrivals offered to the subscribers before `next_key`.
+struct Unfinished {
+    run: Vec<Arrival>,
+    next_key: usize,
 }
 
 /// One subscriber on one channel.
@@ -124,6 +195,8 @@ struct Entry {
     dropped: u64,
     /// Put on hold by a resync: its catch-up has yet to start.
     resync: bool,
+    /// The number of the first arrival it is offered.
+    first_arrival: u64,
 }
 
 /// A subscription as the registry knows it.
@@ -158,6 +231,7 @@ impl Registry {
             counters: Counters::default(),
             node,
             next_subscription: AtomicU64::new(1),
+            deferred: AtomicUsize::new(0),
             presence: PresenceTicks {
                 enabled: presence_events,
                 interval: presence_interval,
@@ -236,6 +310,7 @@ impl Registry {
             name: name.clone(),
             count: AtomicUsize::new(0),
             state: Mutex::default(),
+            arrivals: Mutex::default(),
         });
         shard.insert(name, cell.clone());
         Ok(Some(cell))
@@ -260,6 +335,7 @@ impl Registry {
                 continue;
             }
             let first = state.subscribers.is_empty();
+            let first_arrival = lock(&cell.arrivals).next;
             let key = state.subscribers.insert(Entry {
                 sub: sub.clone(),
                 last: match &since {
@@ -269,6 +345,7 @@ impl Registry {
                 catching_up: since.is_some().then(Vec::new),
                 dropped: 0,
                 resync: false,
+                first_arrival,
             });
             cell.count.store(state.subscribers.len(), Ordering::Release);
             if first {
@@ -350,73 +427,283 @@ impl Registry {
         }
     }
 
-    /// Delivers `message` to the local subscribers of its channel.
+    /// Delivers `message` to the local subscribers of its channel: appends
+    /// it to the channel's arrivals, then fans out — at once, or in a task
+    /// inside a detached publish (see the module doc).
     pub(crate) fn deliver(self: &Arc<Self>, message: Arc<Message>) {
         let Ok(Some(cell)) = self.cell(message.channel(), false) else {
             return;
         };
-        let mut state = lock(&cell.state);
-        if message.kind() == MessageKind::Publication {
-            let position = message.position();
-            let continuity = match &state.last {
-                None => Continuity::Next,
-                Some(last) if last.epoch() != position.epoch() => Continuity::Gap,
-                Some(last) if position.offset() <= last.offset() => Continuity::Seen,
-                Some(last) if position.offset() == last.offset() + 1 => Continuity::Next,
-                Some(_) => Continuity::Gap,
-            };
-            match continuity {
-                // A backend that delivers twice (after a reconnection).
-                Continuity::Seen => return,
-                Continuity::Next => state.last = Some(position.clone()),
-                Continuity::Gap => {
-                    tracing::debug!(channel = message.channel(), "gap in delivery; catching up");
-                    state.last = Some(position.clone());
-                    // Everyone catches up, this message buffered first.
-                    let pending = Some(message);
-                    Self::hold_for_catch_up(&mut state, &pending);
-                    drop(state);
-                    self.defer(move |registry| registry.resync_cell(&cell, None));
-                    return;
+        let deferred = DETACHED
+            .with(Cell::get)
+            .then(tokio::runtime::Handle::try_current)
+            .and_then(Result::ok);
+        let spawn = {
+            let mut arrivals = lock(&cell.arrivals);
+            let mut gap = false;
+            if message.kind() == MessageKind::Publication {
+                let position = message.position();
+                let continuity = match &arrivals.last {
+                    None => Continuity::Next,
+                    Some(last) if last.epoch() != position.epoch() => Continuity::Gap,
+                    Some(last) if position.offset() <= last.offset() => Continuity::Seen,
+                    Some(last) if position.offset() == last.offset() + 1 => Continuity::Next,
+                    Some(_) => Continuity::Gap,
+                };
+                match continuity {
+                    // A backend that delivers twice (after a reconnection).
+                    Continuity::Seen => return,
+                    Continuity::Next => {}
+                    Continuity::Gap => {
+                        tracing::debug!(
+                            channel = message.channel(),
+                            "gap in delivery; catching up"
+                        );
+                        gap = true;
+                    }
                 }
+                advance(&mut arrivals.last, position);
             }
-        }
-        let emptied = self.fan_out(&cell, &mut state, &message);
-        drop(state);
-        if emptied {
-            self.forget(&cell);
+            let number = arrivals.next;
+            arrivals.next += 1;
+            arrivals.waiting.push(Arrival {
+                message,
+                number,
+                gap,
+            });
+            deferred.is_some() && !std::mem::replace(&mut arrivals.scheduled, true)
+        };
+        match deferred {
+            None => self.fan_out_now(&cell),
+            Some(runtime) if spawn => {
+                self.deferred.fetch_add(1, Ordering::AcqRel);
+                runtime.spawn(fan_out_task(TaskPending {
+                    registry: Arc::downgrade(self),
+                    cell,
+                    armed: true,
+                }));
+            }
+            Some(_) => {}
         }
     }
 
-    /// Offers `message` to every subscriber of the channel whose metadata
-    /// matches; buffers it for those catching up; applies the slow-consumer
-    /// policy; removes those gone. Whether the channel emptied (the caller
-    /// forgets it once the channel lock is released).
-    fn fan_out(
+    /// Fans out, at once, whatever waits for a fan-out task on `channel`:
+    /// a transport calls it before a message of its own, so that what was
+    /// published before it (on this thread, or before a synchronization)
+    /// is offered first. Costs one atomic load when no task is pending.
+    pub(crate) fn flush(self: &Arc<Self>, channel: &str) {
+        if self.deferred.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if let Ok(Some(cell)) = self.cell(channel, false) {
+            self.fan_out_now(&cell);
+        }
+    }
+
+    /// One slice of a fan-out task: whether there may be more to do.
+    fn fan_out_slice(self: &Arc<Self>, cell: &Arc<ChannelCell>) -> bool {
+        let mut state = lock(&cell.state);
+        let (emptied, more) = self.fan_out_some(cell, &mut state, FAN_OUT_SLICE, true);
+        drop(state);
+        if emptied {
+            self.forget(cell);
+        }
+        more
+    }
+
+    /// Fans out every arrival waiting on `cell`; forgets the channel if that
+    /// emptied it.
+    fn fan_out_now(self: &Arc<Self>, cell: &Arc<ChannelCell>) {
+        let mut state = lock(&cell.state);
+        let emptied = self.fan_out(cell, &mut state);
+        drop(state);
+        if emptied {
+            self.forget(cell);
+        }
+    }
+
+    /// Finishes any fan-out left unfinished, then takes every arrival
+    /// waiting and offers it, subscriber by subscriber (see
+    /// [`fan_out_some`](Self::fan_out_some)). Whether the channel emptied
+    /// (the caller forgets it once the channel lock is released).
+    fn fan_out(self: &Arc<Self>, cell: &Arc<ChannelCell>, state: &mut ChannelState) -> bool {
+        self.fan_out_some(cell, state, usize::MAX, false).0
+    }
+
+    /// Offers waiting arrivals to at most `budget` subscribers: first the
+    /// rest of a run left unfinished, then (if the budget allows) the
+    /// arrivals waiting now, taken whole. Buffers them for those catching
+    /// up, starts a catch-up at a gap, applies the slow-consumer policy,
+    /// removes those gone. Returns whether the channel emptied, and whether
+    /// there may be more to do; a `task` finding nothing to do clears the
+    /// channel's `scheduled` flag (under the arrivals lock, so no arrival is
+    /// left without a task).
+    fn fan_out_some(
         self: &Arc<Self>,
         cell: &Arc<ChannelCell>,
         state: &mut ChannelState,
-        message: &Arc<Message>,
-    ) -> bool {
-        let mut gone = Vec::new();
-        let mut delivered = 0;
-        for (key, entry) in state.subscribers.iter_mut() {
-            if !wants(&entry.sub, message) {
-                continue;
+        budget: usize,
+        task: bool,
+    ) -> (bool, bool) {
+        let mut emptied = false;
+        if let Some(unfinished) = state.unfinished.take() {
+            let (gone, next) =
+                self.offer_run_from(cell, state, &unfinished.run, unfinished.next_key, budget);
+            emptied |= gone;
+            if let Some(next_key) = next {
+                state.unfinished = Some(Unfinished {
+                    next_key,
+                    ..unfinished
+                });
+                return (emptied, true);
             }
-            if let Some(buffer) = &mut entry.catching_up {
-                buffer.push(message.clone());
-                continue;
-            }
-            match self.offer(entry, message, Delivery::Live) {
-                Offer::Queued => delivered += 1,
-                Offer::Full => {}
-                Offer::Gone => gone.push(key),
+            self.recycle(cell, unfinished.run);
+            if budget != usize::MAX {
+                return (emptied, true);
             }
         }
-        // Once per publication, not per delivery.
+        let batch = {
+            let mut arrivals = lock(&cell.arrivals);
+            if arrivals.waiting.is_empty() {
+                if task && std::mem::replace(&mut arrivals.scheduled, false) {
+                    self.deferred.fetch_sub(1, Ordering::AcqRel);
+                }
+                return (emptied, false);
+            }
+            let spare = std::mem::take(&mut arrivals.spare);
+            std::mem::replace(&mut arrivals.waiting, spare)
+        };
+        if !batch.iter().any(|a| a.gap) {
+            let (gone, next) = self.offer_run_from(cell, state, &batch, 0, budget);
+            emptied |= gone;
+            match next {
+                Some(next_key) => {
+                    state.unfinished = Some(Unfinished {
+                        run: batch,
+                        next_key,
+                    })
+                }
+                None => self.recycle(cell, batch),
+            }
+            return (emptied, true);
+        }
+        // A gap: run by run, whole (gaps are rare).
+        let mut run = 0;
+        for (i, arrival) in batch.iter().enumerate() {
+            if arrival.gap {
+                emptied |= self
+                    .offer_run_from(cell, state, &batch[run..i], 0, usize::MAX)
+                    .0;
+                // Everyone catches up, this message buffered first.
+                Self::hold_for_catch_up(state, &Some(arrival.message.clone()));
+                let cell = cell.clone();
+                self.defer(move |registry| registry.resync_cell(&cell, None));
+                run = i + 1;
+            }
+        }
+        emptied |= self
+            .offer_run_from(cell, state, &batch[run..], 0, usize::MAX)
+            .0;
+        self.recycle(cell, batch);
+        (emptied, true)
+    }
+
+    /// Keeps an emptied buffer of arrivals for the next run.
+    fn recycle(&self, cell: &ChannelCell, mut batch: Vec<Arrival>) {
+        batch.clear();
+        let mut arrivals = lock(&cell.arrivals);
+        if arrivals.spare.capacity() < batch.capacity() {
+            arrivals.spare = batch;
+        }
+    }
+
+    /// Offers a run of arrivals to the subscribers from key `from_key` on,
+    /// at most `budget` of them, each everything it is owed in one
+    /// [`Sink::offer_many`]. Returns whether the channel emptied, and the
+    /// key to go on from when the budget ran out first.
+    fn offer_run_from(
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
+        state: &mut ChannelState,
+        run: &[Arrival],
+        from_key: usize,
+        budget: usize,
+    ) -> (bool, Option<usize>) {
+        if run.is_empty() {
+            return (false, None);
+        }
+        let mut gone = Vec::new();
+        let mut delivered = 0;
+        let mut next = None;
+        let mut owed: Vec<&Arc<Message>> = Vec::with_capacity(run.len());
+        for (visited, (key, entry)) in state.subscribers.iter_mut_from(from_key).enumerate() {
+            if visited == budget {
+                next = Some(key);
+                break;
+            }
+            owed.clear();
+            owed.extend(
+                run.iter()
+                    .filter(|a| a.number >= entry.first_arrival && wants(&entry.sub, &a.message))
+                    .map(|a| &a.message),
+            );
+            if let Some(buffer) = &mut entry.catching_up {
+                buffer.extend(owed.iter().map(|m| Arc::clone(m)));
+                continue;
+            }
+            owed.retain(|m| !already_offered(entry.last.as_ref(), m));
+            match self.offer_owed(entry, &owed) {
+                Ok(queued) => delivered += queued,
+                Err(queued) => {
+                    delivered += queued;
+                    gone.push(key);
+                }
+            }
+        }
+        // Once per run, not per delivery.
         self.counters.delivered.add(delivered);
-        self.remove_gone(cell, state, gone)
+        (self.remove_gone(cell, state, gone), next)
+    }
+
+    /// Offers a live subscriber the messages it is owed, in order, applying
+    /// the policy to any that do not fit: how many were queued, as `Err`
+    /// once the subscriber is gone.
+    fn offer_owed(&self, entry: &mut Entry, owed: &[&Arc<Message>]) -> Result<u64, u64> {
+        let mut queued = 0;
+        let mut rest = owed;
+        while let Some((&first, after)) = rest.split_first() {
+            if entry.dropped > 0 || after.is_empty() {
+                // One at a time: a gap notice goes first.
+                match self.offer(entry, first, Delivery::Live) {
+                    Offer::Queued => queued += 1,
+                    Offer::Full => {}
+                    Offer::Gone => return Err(queued),
+                }
+                rest = after;
+                continue;
+            }
+            let (taken, outcome) = entry.sub.sink.offer_many(rest, Delivery::Live);
+            let taken = taken.min(rest.len());
+            if let Some(newest) = rest[..taken]
+                .iter()
+                .rev()
+                .find(|m| m.kind() == MessageKind::Publication)
+            {
+                advance(&mut entry.last, newest.position());
+            }
+            queued += taken as u64;
+            rest = &rest[taken..];
+            match outcome {
+                Offer::Queued => break,
+                Offer::Gone => return Err(queued),
+                Offer::Full => match self.refused(entry) {
+                    Offer::Gone => return Err(queued),
+                    // That one is dropped; the next is offered after a gap notice.
+                    _ => rest = rest.get(1..).unwrap_or_default(),
+                },
+            }
+        }
+        Ok(queued)
     }
 
     /// Offers one message to one subscriber, with the gap notice first if
@@ -442,19 +729,23 @@ impl Registry {
                 Offer::Queued
             }
             Offer::Gone => Offer::Gone,
-            Offer::Full => {
-                self.counters.dropped.add(1);
-                match entry.sub.policy {
-                    SlowConsumer::Disconnect => {
-                        self.counters.slow_disconnects.add(1);
-                        sink.close();
-                        Offer::Gone
-                    }
-                    SlowConsumer::DropWithGap => {
-                        entry.dropped += 1;
-                        Offer::Full
-                    }
-                }
+            Offer::Full => self.refused(entry),
+        }
+    }
+
+    /// A live message did not fit: counts it and applies the policy (`Gone`
+    /// once the subscriber is closed, `Full` when it was dropped).
+    fn refused(&self, entry: &mut Entry) -> Offer {
+        self.counters.dropped.add(1);
+        match entry.sub.policy {
+            SlowConsumer::Disconnect => {
+                self.counters.slow_disconnects.add(1);
+                entry.sub.sink.close();
+                Offer::Gone
+            }
+            SlowConsumer::DropWithGap => {
+                entry.dropped += 1;
+                Offer::Full
             }
         }
     }
@@ -567,14 +858,20 @@ impl Registry {
     }
 
     fn started_at(
-        &self,
-        cell: &ChannelCell,
+        self: &Arc<Self>,
+        cell: &Arc<ChannelCell>,
         key: usize,
         sub_id: u64,
         top: Result<Option<Position>, BackendError>,
     ) {
         let Ok(Some(top)) = top else { return };
         let mut state = lock(&cell.state);
+        // A message that arrived first moves the position itself.
+        if self.fan_out(cell, &mut state) {
+            drop(state);
+            self.forget(cell);
+            return;
+        }
         let Some(entry) = state
             .subscribers
             .get_mut(key)
@@ -598,6 +895,12 @@ impl Registry {
         history: Result<History, BackendError>,
     ) {
         let mut state = lock(&cell.state);
+        // What arrived meanwhile goes to its buffer (or elsewhere) first.
+        if self.fan_out(cell, &mut state) {
+            drop(state);
+            self.forget(cell);
+            return;
+        }
         let Some(entry) = state
             .subscribers
             .get_mut(key)
@@ -631,11 +934,12 @@ impl Registry {
             .find(|m| m.kind() == MessageKind::Publication);
         if let Some(newest) = newest {
             let position = newest.position();
-            let behind = state.last.as_ref().is_none_or(|last| {
+            let mut arrivals = lock(&cell.arrivals);
+            let behind = arrivals.last.as_ref().is_none_or(|last| {
                 last.epoch() != position.epoch() || last.offset() < position.offset()
             });
             if behind {
-                state.last = Some(position.clone());
+                arrivals.last = Some(position.clone());
             }
         }
         let Some(entry) = state.subscribers.get_mut(key) else {
@@ -738,6 +1042,12 @@ impl Registry {
         let mut restarts = Vec::new();
         {
             let mut state = lock(&cell.state);
+            // Live subscribers get what arrived before they are put on hold.
+            if self.fan_out(cell, &mut state) {
+                drop(state);
+                self.forget(cell);
+                return;
+            }
             if !state.subscribers.iter_mut().any(|(_, e)| e.resync) {
                 Self::hold_for_catch_up(&mut state, &pending);
             }
@@ -795,6 +1105,68 @@ impl Registry {
             self.backend.send_ephemeral(Arc::new(message));
         }
     }
+}
+
+/// Subscribers a fan-out task offers to before it lets the writers it woke
+/// run (it yields; the channel lock is released in between).
+const FAN_OUT_SLICE: usize = 256;
+
+/// A channel's fan-out task: slices until nothing waits. `pending` is
+/// made before the task is spawned, so that even a task dropped before its
+/// first poll clears the flag.
+async fn fan_out_task(mut pending: TaskPending) {
+    let (registry, cell) = (pending.registry.clone(), pending.cell.clone());
+    loop {
+        let Some(live) = registry.upgrade() else {
+            return;
+        };
+        if !live.fan_out_slice(&cell) {
+            // The flag was cleared with the emptiness seen.
+            pending.armed = false;
+            return;
+        }
+        drop(live);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Clears a channel's `scheduled` flag if its fan-out task is dropped
+/// before it finished (a runtime shutting down), so that a later detached
+/// publish schedules another.
+struct TaskPending {
+    registry: Weak<Registry>,
+    cell: Arc<ChannelCell>,
+    armed: bool,
+}
+
+impl Drop for TaskPending {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let was = std::mem::replace(&mut lock(&self.cell.arrivals).scheduled, false);
+        if let (true, Some(registry)) = (was, self.registry.upgrade()) {
+            registry.deferred.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs a detached publish (see the module doc).
+    static DETACHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` as a detached publish: deliveries it makes on this thread are
+/// fanned out in a task (when there is a runtime) rather than at once.
+pub(crate) fn detached<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DETACHED.with(|d| d.set(self.0));
+        }
+    }
+    let _reset = Reset(DETACHED.with(|d| d.replace(true)));
+    f()
 }
 
 /// How a delivered publication stands to the last one of its channel.

@@ -42,6 +42,22 @@ pub trait Sink: Send + Sync + 'static {
     /// Offers one message (a publication or a presence change).
     fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer;
 
+    /// Offers several messages of one channel, in order, as many calls of
+    /// [`offer`](Self::offer) would. The fan-out hands a subscriber
+    /// everything it is owed at once this way, so a sink can queue them
+    /// under one lock and wake its writer once. Returns how many were
+    /// queued before the first that was not, with that one's answer
+    /// (`Queued` when all were); nothing after it may be queued.
+    fn offer_many(&self, messages: &[&Arc<Message>], delivery: Delivery) -> (usize, Offer) {
+        for (queued, message) in messages.iter().enumerate() {
+            match self.offer(message, delivery) {
+                Offer::Queued => {}
+                refused => return (queued, refused),
+            }
+        }
+        (messages.len(), Offer::Queued)
+    }
+
     /// Tells the subscriber that `channel` lost continuity: the position it
     /// resumed from belongs to another epoch, or is older than the history.
     /// What follows is the channel's retained history, then live messages.

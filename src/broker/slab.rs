@@ -93,6 +93,18 @@ impl<T> Slab<T> {
             })
     }
 
+    /// Every value from key `from` on, with its key.
+    pub(crate) fn iter_mut_from(&mut self, from: usize) -> impl Iterator<Item = (usize, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .skip(from)
+            .filter_map(|(key, slot)| match slot {
+                Slot::Full(value) => Some((key, value)),
+                Slot::Free(_) => None,
+            })
+    }
+
     /// Every value.
     #[cfg(test)]
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {

@@ -84,26 +84,42 @@ impl ConnShared {
         }
     }
 
-    /// Queues one line: shared when it comes from history, copied when
-    /// short otherwise (one line is read by every subscriber at once).
-    /// Live lines are refused (`Full`) while the queue is at its bounds.
+    /// Queues one line (see [`queue_lines`](Self::queue_lines)).
     pub(crate) fn queue_line(&self, line: &Bytes, delivery: Delivery) -> Offer {
+        self.queue_lines(1, |_| Some(line), delivery).1
+    }
+
+    /// Queues the lines of `count` messages under one lock (and one wake of
+    /// the driver): `line(i)` is message `i`'s, `None` to skip it. Stops at
+    /// the first live line refused (the queue is at its bounds): how many
+    /// messages were taken, and why it stopped (`Queued` when it did not).
+    ///
+    /// Lines are shared, not copied: a broadcast line is one allocation for
+    /// every connection, and joining a connection's lines into the message
+    /// it sends happens in its driver's task, not in the fan-out's loop
+    /// over every subscriber.
+    pub(crate) fn queue_lines<'l>(
+        &self,
+        count: usize,
+        line: impl Fn(usize) -> Option<&'l Bytes>,
+        delivery: Delivery,
+    ) -> (usize, Offer) {
         let queued = self.feed.with_state(|state| {
-            match delivery {
-                Delivery::Replay => state.batch.push_shared(line.clone()),
-                Delivery::Live => {
-                    let batch = &state.batch;
-                    if !batch.is_empty()
-                        && (batch.writes() >= self.queue || batch.len() + line.len() > self.buffer)
-                    {
-                        return Offer::Full;
-                    }
-                    state.batch.push_ref(line);
+            state.batch.reserve_parts(count.min(self.queue));
+            for i in 0..count {
+                let Some(line) = line(i) else { continue };
+                let batch = &state.batch;
+                if delivery == Delivery::Live
+                    && !batch.is_empty()
+                    && (batch.writes() >= self.queue || batch.len() + line.len() > self.buffer)
+                {
+                    return (i, Offer::Full);
                 }
+                state.batch.push_shared(line.clone());
             }
-            Offer::Queued
+            (count, Offer::Queued)
         });
-        queued.unwrap_or(Offer::Gone)
+        queued.unwrap_or((0, Offer::Gone))
     }
 
     /// Whether the queue is below its bounds.
@@ -184,8 +200,11 @@ impl Connection {
         broadcast(&self.shared.broker, name, data)
     }
 
-    /// Queues a whole line, applying the slow-consumer policy when full.
+    /// Queues a whole line, applying the slow-consumer policy when full —
+    /// after the stream's broadcasts published before it (a broadcast's
+    /// fan-out may still wait for its task).
     pub(crate) fn send_line(&self, line: &Bytes) -> Result<(), EventError> {
+        self.shared.broker.flush(BROADCAST_CHANNEL);
         match self.shared.queue_line(line, Delivery::Live) {
             Offer::Queued => Ok(()),
             Offer::Gone => Err(self.shared.gone()),
@@ -338,22 +357,29 @@ impl Outbox for PipeOutbox {
 }
 
 /// The lines taken in one poll, as one message's payload: the one part
-/// as it is, or several joined.
+/// as it is, or several joined (into one allocation of the announced
+/// size).
 #[derive(Default)]
 struct Message {
     first: Option<Bytes>,
     joined: Option<BytesMut>,
+    expected: usize,
 }
 
 impl Collect for Message {
     type Data = Bytes;
+
+    fn reserve(&mut self, bytes: usize) {
+        self.expected += bytes;
+    }
 
     fn push(&mut self, chunk: Bytes) {
         match (&mut self.first, &mut self.joined) {
             (None, None) => self.first = Some(chunk),
             (_, Some(joined)) => joined.extend_from_slice(&chunk),
             (Some(first), None) => {
-                let mut joined = BytesMut::with_capacity(first.len() + chunk.len());
+                let size = self.expected.max(first.len() + chunk.len());
+                let mut joined = BytesMut::with_capacity(size);
                 joined.extend_from_slice(first);
                 joined.extend_from_slice(&chunk);
                 self.first = None;

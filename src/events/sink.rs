@@ -3,6 +3,7 @@
 //! Both append lines to the connection's one pipe, so everything reaches
 //! the client in the order it was offered.
 
+use bytes::Bytes;
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex, PoisonError},
@@ -59,17 +60,32 @@ impl EventSink {
     }
 }
 
-impl Sink for EventSink {
-    fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer {
+impl EventSink {
+    /// The message's line for this connection; `None` for a presence
+    /// message it did not ask for. Encoded once per message, shared by
+    /// every connection.
+    fn line<'m>(&self, message: &'m Message) -> Option<&'m Bytes> {
         if message.kind() == MessageKind::Presence && !self.wants_presence(message.channel()) {
-            return Offer::Queued;
+            return None;
         }
-        // Encoded once per message, shared by every connection.
-        let line = match self.role {
+        Some(match self.role {
             Role::Broadcast => message.encoded(Encoding::WsEvent, wire::broadcast_line),
             Role::Channels => message.encoded(Encoding::WsChannel, wire::channel_line),
-        };
-        self.conn.queue_line(line, delivery)
+        })
+    }
+}
+
+impl Sink for EventSink {
+    fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer {
+        match self.line(message) {
+            Some(line) => self.conn.queue_line(line, delivery),
+            None => Offer::Queued,
+        }
+    }
+
+    fn offer_many(&self, messages: &[&Arc<Message>], delivery: Delivery) -> (usize, Offer) {
+        self.conn
+            .queue_lines(messages.len(), |i| self.line(messages[i]), delivery)
     }
 
     fn reset(&self, channel: &str) -> Offer {

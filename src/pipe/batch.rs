@@ -71,6 +71,11 @@ impl Batch {
         }
     }
 
+    /// Makes room for `parts` more kept parts at once.
+    pub(crate) fn reserve_parts(&mut self, parts: usize) {
+        self.parts.reserve(parts);
+    }
+
     /// Appends a chunk without copying it, whatever its length: a frame
     /// shared with other readers (a history entry) stays one allocation.
     pub(crate) fn push_shared(&mut self, chunk: Bytes) {

@@ -16,6 +16,11 @@ use super::{park, Batch, Shared, BODY_DONE, CLOSED, DISCONNECTED, FAILED};
 pub(crate) trait Collect: Default {
     /// The frame's data type.
     type Data;
+    /// Announces that about `bytes` more will be pushed (a hint for one
+    /// allocation instead of several).
+    fn reserve(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
     /// Adds one chunk, after those already collected.
     fn push(&mut self, chunk: Bytes);
     /// The frame's data, or `None` if nothing was collected.
@@ -114,6 +119,7 @@ impl PipeReader {
             writer.wake();
         }
         if !self.spare.is_empty() {
+            frame.reserve(self.spare.len());
             self.spare.take(|part| frame.push(part));
         }
         if let Some(data) = frame.finish() {
