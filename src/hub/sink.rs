@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{
     broker::{Delivery, Encoding, Message, MessageKind, Metadata, Offer, Position, Since, Sink},
-    pipe::PipeFeed,
+    pipe::{PipeFeed, COPY_BELOW},
     sse::Event,
 };
 
@@ -114,8 +114,40 @@ impl Sink for SseSink {
             (Some(cursor), MessageKind::Publication) => {
                 self.queue_with_cursor(cursor, message, delivery)
             }
-            _ => self.queue_frame(message.encoded(Encoding::SseFrame, encode_frame), delivery),
+            _ => self.queue_frame(sse_frame(message), delivery),
         }
+    }
+
+    fn offer_many(&self, messages: &[&Arc<Message>], delivery: Delivery) -> (usize, Offer) {
+        if self.cursor.is_some() {
+            // Each frame carries this subscriber's cursor: one at a time.
+            for (queued, message) in messages.iter().enumerate() {
+                match self.offer(message, delivery) {
+                    Offer::Queued => {}
+                    refused => return (queued, refused),
+                }
+            }
+            return (messages.len(), Offer::Queued);
+        }
+        let queued = self.feed.with_state(|state| {
+            // One allocation for the frames that will fit.
+            let room = self.queue.saturating_sub(state.batch.writes());
+            let bytes = messages
+                .iter()
+                .take(room)
+                .map(|m| sse_frame(m).len())
+                .filter(|&len| len < COPY_BELOW)
+                .sum();
+            state.batch.reserve_bytes(bytes);
+            for (queued, message) in messages.iter().enumerate() {
+                if delivery == Delivery::Live && state.batch.writes() >= self.queue {
+                    return (queued, Offer::Full);
+                }
+                state.batch.push_ref(sse_frame(message));
+            }
+            (messages.len(), Offer::Queued)
+        });
+        queued.unwrap_or((0, Offer::Gone))
     }
 
     fn reset(&self, channel: &str) -> Offer {
@@ -144,6 +176,11 @@ impl Sink for SseSink {
     fn metadata(&self) -> &Metadata {
         &self.metadata
     }
+}
+
+/// A message's whole frame, encoded once and shared.
+fn sse_frame(message: &Message) -> &Bytes {
+    message.encoded(Encoding::SseFrame, encode_frame)
 }
 
 /// `event: <name>` and `data: <text>`, no id: a notice that must not move

@@ -71,6 +71,11 @@ impl Batch {
         }
     }
 
+    /// Makes room for `bytes` more copied bytes at once.
+    pub(crate) fn reserve_bytes(&mut self, bytes: usize) {
+        self.open.reserve(bytes);
+    }
+
     /// Makes room for `parts` more kept parts at once.
     pub(crate) fn reserve_parts(&mut self, parts: usize) {
         self.parts.reserve(parts);
