@@ -2,7 +2,8 @@
 """Turns bench/results/latest.json into a PNG bar chart.
 
 One panel per scenario metric, one bar per server, normalized so that axum's
-median is 1.0 (raw hyper only appears where it runs: burst, live, fanout, paced); each bar
+median is 1.0 (raw hyper only appears where it runs: burst, live, fanout, paced; axum_tuned,
+axum's WebSocket with batched writes and 4 KiB read buffers, in the ws_* scenarios); each bar
 is annotated with its absolute median. Usage: chart.py [JSON] [PNG]
 """
 import json
@@ -14,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"rill": "#d62728", "axum": "#1f77b4", "hyper": "#7f7f7f"}
+COLORS = {"rill": "#d62728", "axum": "#1f77b4", "axum_tuned": "#17becf", "hyper": "#7f7f7f"}
 # Counts that are 0 for a healthy server make poor ratios: show them raw.
 RAW = {"failures", "over_1s", "listen_overflows", "listen_drops", "softnet_drops"}
 
@@ -48,7 +49,7 @@ def main():
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, (sc, m) in zip(axes.flat, panels):
-        servers = [s for s in ("rill", "axum", "hyper") if s in m["servers"]]
+        servers = [s for s in ("rill", "axum", "axum_tuned", "hyper") if s in m["servers"]]
         medians = [m["servers"][s]["median"] for s in servers]
         axum = m["servers"].get("axum", {}).get("median")
         raw = m["name"] in RAW or not axum
@@ -70,7 +71,7 @@ def main():
             ax.text(0.5, 0.92, "errors: " + ", ".join(failed), transform=ax.transAxes,
                     ha="center", fontsize=7, color="darkred")
     meta = report.get("meta", {})
-    fig.suptitle(f"rill vs axum vs raw hyper — medians of {meta.get('rounds', '?')} round(s)"
+    fig.suptitle(f"rill vs axum (and tuned) vs raw hyper — medians of {meta.get('rounds', '?')} round(s)"
                  f"{' (quick)' if meta.get('quick') else ''}; bars normalized to axum = 1.0")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(dst, dpi=80)

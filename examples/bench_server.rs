@@ -12,7 +12,9 @@
 //! * `GET /bench/stats` — `{"active": <open streams and sockets>}`;
 //! * `GET /bench/ws/fanout` — a named-event stream connection (`rill::events`);
 //! * `POST /bench/ws/publish?n=N&size=S` — sends N events `e` to every
-//!   connection, data as for `/bench/publish`;
+//!   connection, data as for `/bench/publish`; answers
+//!   `{"published":N,"thread_cpu_ms":T}`, T the publishing thread's CPU
+//!   time (Linux, 10 ms steps; `RILL_BENCH_DEBUG=1` makes loadgen print it);
 //! * `GET /bench/ws/idle` — a WebSocket that only reads;
 //! * `GET /bench/ws/echo` — a WebSocket echo;
 //! * `GET /bench/ws/flood` — a named-event stream connection: its event

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str =
     "loadgen [--quick] [--rounds N] [--only ID,ID] [--idle-conns N] [--cpu-secs N] \
-[--release-dir DIR] [--out FILE]\nscenarios: burst live idle disconnect fanout paced backlog";
+[--release-dir DIR] [--out FILE]\nscenarios: burst live idle disconnect fanout paced backlog\n\
+           ws_fanout ws_idle ws_disconnect ws_echo ws_oneway";
 
 struct Args {
     quick: bool,
