@@ -94,10 +94,12 @@ impl ConnShared {
     /// the first live line refused (the queue is at its bounds): how many
     /// messages were taken, and why it stopped (`Queued` when it did not).
     ///
-    /// Lines are shared, not copied: a broadcast line is one allocation for
-    /// every connection, and joining a connection's lines into the message
-    /// it sends happens in its driver's task, not in the fan-out's loop
-    /// over every subscriber.
+    /// The lines of a run are shared, not copied: a broadcast line is one
+    /// allocation for every connection, and joining a connection's lines
+    /// into the message it sends happens in its driver's task, not in the
+    /// fan-out's loop over every subscriber. A single line (a connection's
+    /// own send) is copied into the batch's open part, as a busy sender's
+    /// lines then leave as one buffer.
     pub(crate) fn queue_lines<'l>(
         &self,
         count: usize,
@@ -115,7 +117,14 @@ impl ConnShared {
                 {
                     return (i, Offer::Full);
                 }
-                state.batch.push_shared(line.clone());
+                if count == 1 {
+                    // A connection's own send, or an idle stream's one
+                    // broadcast: copied into the open part, so the driver
+                    // takes one buffer (no part to join or free later).
+                    state.batch.push_ref(line);
+                } else {
+                    state.batch.push_shared(line.clone());
+                }
             }
             (count, Offer::Queued)
         });
