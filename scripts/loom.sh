@@ -2,7 +2,9 @@
 # Runs the loom models: the pipe's (src/pipe/loom_tests.rs: every
 # interleaving of writer, body and closer, against the invariants written in
 # src/pipe/mod.rs) and a WebSocket's shared state's (src/ws/loom_tests.rs:
-# senders, driver and handler, against src/ws/shared.rs).
+# senders, driver and handler, against src/ws/shared.rs) and the broker's
+# hand-off to fan-out tasks (src/broker/loom_tests.rs, against
+# src/broker/handoff.rs).
 #
 # `--cfg loom` goes to rill alone (through `cargo rustc`), not to its
 # dependencies: tokio compiled with it drops the network and signal modules

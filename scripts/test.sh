@@ -7,5 +7,5 @@ bash scripts/setup-test-deps.sh
 cargo test --workspace --all-features "$@"
 # A short, bounded fuzz run of every parser a client's bytes reach (~2 min).
 bash scripts/fuzz.sh 15
-# The loom models of the writer→body pipe and of a WebSocket's shared state (~1 min).
+# The loom models: the writer→body pipe, a WebSocket's shared state, the broker's hand-off (~1 min).
 bash scripts/loom.sh

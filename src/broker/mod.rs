@@ -18,6 +18,8 @@
 //! * `memory` — [`MemoryBackend`], the embedded default.
 //! * `registry` — local subscribers per channel, fan-out, catching up (its
 //!   module doc states the lock order and the exactly-once argument).
+//! * `handoff` — the queue between a channel's deliveries and its fan-out
+//!   task (its rules are checked by the loom models in `loom_tests.rs`).
 //! * `presence` — [`Member`], joins and leaves gathered per tick.
 //! * `shards` — maps by channel name over many locks.
 //! * `slab` — O(1) join and leave.
@@ -31,6 +33,9 @@ mod backend;
 mod counter;
 mod error;
 mod filter;
+mod handoff;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod memory;
 mod message;
 mod presence;

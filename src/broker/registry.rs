@@ -56,7 +56,8 @@
 //!   start sending while it goes on. A run offered to only some subscribers
 //!   waits in `unfinished`; every fan-out finishes it before it takes new
 //!   arrivals. A task that finds nothing left clears `scheduled` under the
-//!   arrivals lock, so an arrival is never left without a task.
+//!   arrivals lock, so an arrival is never left without a task (the
+//!   hand-off's rules are in `handoff.rs`, checked by loom models).
 //! * Arrivals are taken whole, under the channel lock, and a run is
 //!   finished before the next is taken: per channel, order holds.
 //! * Lock order: channel lock → arrivals lock. A joiner gets the number of
@@ -83,6 +84,7 @@ use super::{
     backend::{Backend, BoxFuture, History, Since},
     counter::Counter,
     error::{BackendError, SubscribeError},
+    handoff::Handoff,
     message::{advance, Epoch, Message, MessageKind, Position, Publication},
     presence::{snapshot_json, Member, PresenceDiff},
     shards::{Shards, SHARDS},
@@ -145,15 +147,13 @@ pub(crate) struct ChannelCell {
 /// A channel's deliveries waiting for a fan-out.
 #[derive(Default)]
 struct Arrivals {
-    waiting: Vec<Arrival>,
+    /// The queue, and whether a fan-out task is on its way (its rules are
+    /// in `handoff.rs`).
+    handoff: Handoff<Arrival>,
     /// The number the next arrival gets.
     next: u64,
     /// The position of the last publication delivered (gap detection).
     last: Option<Position>,
-    /// A fan-out task is on its way.
-    scheduled: bool,
-    /// An emptied buffer kept for the next run of arrivals.
-    spare: Vec<Arrival>,
 }
 
 /// One delivered message, numbered.
@@ -466,12 +466,12 @@ impl Registry {
             }
             let number = arrivals.next;
             arrivals.next += 1;
-            arrivals.waiting.push(Arrival {
+            let arrival = Arrival {
                 message,
                 number,
                 gap,
-            });
-            deferred.is_some() && !std::mem::replace(&mut arrivals.scheduled, true)
+            };
+            arrivals.handoff.push(arrival, deferred.is_some())
         };
         match deferred {
             None => self.fan_out_now(&cell),
@@ -564,14 +564,24 @@ impl Registry {
         }
         let batch = {
             let mut arrivals = lock(&cell.arrivals);
-            if arrivals.waiting.is_empty() {
-                if task && std::mem::replace(&mut arrivals.scheduled, false) {
-                    self.deferred.fetch_sub(1, Ordering::AcqRel);
+            let taken = if task {
+                arrivals.handoff.take_for_task()
+            } else {
+                Ok(arrivals.handoff.take())
+            };
+            match taken {
+                Ok(batch) if !batch.is_empty() => batch,
+                Ok(empty) => {
+                    arrivals.handoff.recycle(empty);
+                    return (emptied, false);
                 }
-                return (emptied, false);
+                Err(was_scheduled) => {
+                    if was_scheduled {
+                        self.deferred.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    return (emptied, false);
+                }
             }
-            let spare = std::mem::take(&mut arrivals.spare);
-            std::mem::replace(&mut arrivals.waiting, spare)
         };
         if !batch.iter().any(|a| a.gap) {
             let (gone, next) = self.offer_run_from(cell, state, &batch, 0, budget);
@@ -609,12 +619,8 @@ impl Registry {
     }
 
     /// Keeps an emptied buffer of arrivals for the next run.
-    fn recycle(&self, cell: &ChannelCell, mut batch: Vec<Arrival>) {
-        batch.clear();
-        let mut arrivals = lock(&cell.arrivals);
-        if arrivals.spare.capacity() < batch.capacity() {
-            arrivals.spare = batch;
-        }
+    fn recycle(&self, cell: &ChannelCell, batch: Vec<Arrival>) {
+        lock(&cell.arrivals).handoff.recycle(batch);
     }
 
     /// Offers a run of arrivals to the subscribers from key `from_key` on,
@@ -1144,7 +1150,7 @@ impl Drop for TaskPending {
         if !self.armed {
             return;
         }
-        let was = std::mem::replace(&mut lock(&self.cell.arrivals).scheduled, false);
+        let was = lock(&self.cell.arrivals).handoff.abandon();
         if let (true, Some(registry)) = (was, self.registry.upgrade()) {
             registry.deferred.fetch_sub(1, Ordering::AcqRel);
         }
