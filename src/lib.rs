@@ -63,6 +63,7 @@
 
 mod body;
 pub mod broker;
+pub mod cable;
 mod charset;
 mod chunk;
 mod context;
