@@ -5,6 +5,7 @@
 //! `main.rs` serves [`app`]; the tests in `tests/` serve the very same
 //! router on `127.0.0.1:0`.
 
+pub mod cable_token;
 pub mod controllers;
 
 use rill::Router;
