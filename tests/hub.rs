@@ -854,3 +854,90 @@ async fn subscriptions_racing_a_shutdown_all_end() {
     }
     server.join().await.unwrap();
 }
+
+/// A burst of detached publishes (the fan-out task offers each subscriber
+/// the whole burst at once) reaches single- and multi-channel subscribers
+/// alike, every event once and in order, with the ids of its channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_burst_reaches_everyone_once_in_order() {
+    const EVENTS: u64 = 600;
+    let hub = Hub::builder().queue(2 * EVENTS as usize).build();
+    let server = start(mounted(&hub)).await;
+    let mut single = Vec::new();
+    for _ in 0..20 {
+        single.push(SseReader::connect(server.addr, "/hub?channel=burst", None).await);
+    }
+    let mut multi = SseReader::connect(server.addr, "/hub?channel=burst&channel=other", None).await;
+    wait_subscribers(&server, &hub, "burst", 21).await;
+    for n in 1..=EVENTS {
+        hub.publish_detached("burst", Event::data(format!("e{n}")))
+            .unwrap();
+    }
+    for reader in &mut single {
+        for n in 1..=EVENTS {
+            let frame = reader.next_event().await.unwrap();
+            assert_eq!(frame.id_num(), n);
+            assert_eq!(frame.data.as_deref(), Some(format!("e{n}").as_str()));
+        }
+    }
+    for n in 1..=EVENTS {
+        let frame = multi.next_event().await.unwrap();
+        assert_eq!(frame.data.as_deref(), Some(format!("e{n}").as_str()));
+    }
+    assert_eq!(hub.stats(false).dropped, 0);
+}
+
+/// A detached burst larger than a subscriber's queue overflows it at once
+/// (the burst is offered as one): under the drop policy the subscriber gets
+/// what fits, then a gap notice counting the rest, then what follows.
+#[tokio::test]
+async fn a_detached_burst_past_the_queue_is_dropped_with_a_gap() {
+    let hub = Hub::builder()
+        .queue(10)
+        .slow_consumer(SlowConsumer::DropWithGap)
+        .build();
+    let server = start(mounted(&hub)).await;
+    let mut reader = SseReader::connect(server.addr, "/hub?channel=over", None).await;
+    wait_subscribers(&server, &hub, "over", 1).await;
+    for n in 1..=100 {
+        hub.publish_detached("over", Event::data(format!("e{n}")))
+            .unwrap();
+    }
+    for n in 1..=10u64 {
+        assert_eq!(reader.next_event().await.unwrap().id_num(), n);
+    }
+    // An awaited publish fans out whatever still waits first, then itself.
+    hub.publish("over", Event::data("after")).await.unwrap();
+    let gap = reader.next_event().await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"));
+    assert_eq!(gap.data.as_deref(), Some("90"));
+    let next = reader.next_event().await.unwrap();
+    assert_eq!((next.id_num(), next.data.as_deref()), (101, Some("after")));
+    assert_eq!(hub.stats(true).dropped, 90);
+    assert_eq!(hub.subscriber_count("over"), 1, "still subscribed");
+}
+
+/// A detached burst longer than the default queue (256) goes out in runs:
+/// subscribers that read along get all of it, none is cut off as slow.
+#[tokio::test]
+async fn a_long_detached_burst_goes_out_in_runs_that_fit() {
+    const EVENTS: u64 = 2000;
+    let hub = Hub::new();
+    let server = start(mounted(&hub)).await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(SseReader::connect(server.addr, "/hub?channel=long", None).await);
+    }
+    wait_subscribers(&server, &hub, "long", 3).await;
+    for n in 1..=EVENTS {
+        hub.publish_detached("long", Event::data(format!("e{n}")))
+            .unwrap();
+    }
+    for reader in &mut readers {
+        for n in 1..=EVENTS {
+            assert_eq!(reader.next_event().await.unwrap().id_num(), n);
+        }
+    }
+    let stats = hub.stats(true);
+    assert_eq!((stats.dropped, stats.slow_disconnects), (0, 0));
+}

@@ -18,8 +18,9 @@
 //!    task. A task dropped before it could end that way (its runtime went
 //!    away) calls [`abandon`](Handoff::abandon), so the next push starts
 //!    another.
-//! 3. **Order.** Items are taken whole, oldest first; whoever takes them
-//!    (a task, or a fan-out at once) offers them before it takes again.
+//! 3. **Order.** Items are taken oldest first — a fan-out at once takes
+//!    them all, a task at most a run of them — and whoever takes them offers
+//!    them before anything is taken again.
 
 /// Items waiting for a fan-out, and whether a task will take them.
 #[derive(Debug)]
@@ -56,14 +57,18 @@ impl<T> Handoff<T> {
         std::mem::replace(&mut self.waiting, spare)
     }
 
-    /// A task's take: everything waiting, or, when nothing waits, the
-    /// task's end — `Err(true)` if the flag was set and is now cleared
-    /// (rule 2).
-    pub(crate) fn take_for_task(&mut self) -> Result<Vec<T>, bool> {
+    /// A task's take: the oldest `limit` items waiting (all of them when
+    /// fewer), or, when nothing waits, the task's end — `Err(true)` if the
+    /// flag was set and is now cleared (rule 2).
+    pub(crate) fn take_for_task(&mut self, limit: usize) -> Result<Vec<T>, bool> {
         if self.waiting.is_empty() {
             return Err(std::mem::replace(&mut self.scheduled, false));
         }
-        Ok(self.take())
+        if self.waiting.len() <= limit {
+            return Ok(self.take());
+        }
+        let rest = self.waiting.split_off(limit.max(1));
+        Ok(std::mem::replace(&mut self.waiting, rest))
     }
 
     /// A task went away without ending through `take_for_task`: whether
@@ -91,11 +96,12 @@ mod tests {
         assert!(h.push(1, true), "the first push starts a task");
         assert!(!h.push(2, true), "one is on its way");
         assert!(!h.push(3, false), "a fan-out at once needs no task");
-        assert_eq!(h.take_for_task(), Ok(vec![1, 2, 3]));
-        assert_eq!(h.take_for_task(), Err(true), "nothing left: the task ends");
+        assert_eq!(h.take_for_task(2), Ok(vec![1, 2]), "the oldest, at most 2");
+        assert_eq!(h.take_for_task(2), Ok(vec![3]));
+        assert_eq!(h.take_for_task(2), Err(true), "nothing left: the task ends");
         assert!(h.push(4, true), "so the next push starts another");
         assert_eq!(h.take(), vec![4], "a fan-out at once takes it");
-        assert_eq!(h.take_for_task(), Err(true));
+        assert_eq!(h.take_for_task(2), Err(true));
         assert!(!h.abandon());
     }
 }

@@ -22,7 +22,8 @@ type Offered = Arc<Mutex<Vec<u32>>>;
 fn task(handoff: Arc<Mutex<Handoff<u32>>>, offered: Offered) {
     loop {
         let mut h = handoff.lock().expect("handoff lock");
-        match h.take_for_task() {
+        // Runs of one: the most interleavings of takes and pushes.
+        match h.take_for_task(1) {
             Ok(batch) => offered.lock().expect("offered").extend(batch),
             Err(_) => return,
         }

@@ -287,7 +287,7 @@ impl Broker {
     /// taken) before it returns; on a runtime, the offer to local
     /// subscribers follows in a task, one per channel for everything
     /// published meanwhile — so a loop of detached publishes reaches each
-    /// subscriber as one batch. Another backend continues the publication
+    /// subscriber in a few large batches. Another backend continues the publication
     /// in a task (a failure then is logged).
     ///
     /// # Errors

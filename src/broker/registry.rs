@@ -50,10 +50,12 @@
 //!   runtime: that only appends, and the channel's fan-out task (one at a
 //!   time, `scheduled`) offers whatever accumulated. A loop of detached
 //!   publishes costs the publisher one append each; each subscriber gets
-//!   the burst in one go.
-//! * The task works in slices of [`FAN_OUT_SLICE`] subscribers and yields
-//!   between them (releasing the channel lock), so the writers it woke
-//!   start sending while it goes on. A run offered to only some subscribers
+//!   the burst in a few runs.
+//! * The task takes at most [`FAN_OUT_RUN`] arrivals as one run and works
+//!   in slices of [`FAN_OUT_SLICE`] subscribers, yielding between them
+//!   (releasing the channel lock), so the writers it woke start sending
+//!   while it goes on, and a subscriber that keeps up drains a run before
+//!   it gets the next. A run offered to only some subscribers
 //!   waits in `unfinished`; every fan-out finishes it before it takes new
 //!   arrivals. A task that finds nothing left clears `scheduled` under the
 //!   arrivals lock, so an arrival is never left without a task (the
@@ -565,7 +567,7 @@ impl Registry {
         let batch = {
             let mut arrivals = lock(&cell.arrivals);
             let taken = if task {
-                arrivals.handoff.take_for_task()
+                arrivals.handoff.take_for_task(FAN_OUT_RUN)
             } else {
                 Ok(arrivals.handoff.take())
             };
@@ -1116,6 +1118,13 @@ impl Registry {
 /// Subscribers a fan-out task offers to before it lets the writers it woke
 /// run (it yields; the channel lock is released in between).
 const FAN_OUT_SLICE: usize = 256;
+
+/// Arrivals a fan-out task offers as one run, at most: a longer burst goes
+/// out in runs, each to every subscriber before the next, so a subscriber
+/// that keeps up drains one run before the next arrives — its queue bounds
+/// how far it may fall behind, not how large a burst may be (half the
+/// hub's default queue of 256).
+const FAN_OUT_RUN: usize = 128;
 
 /// A channel's fan-out task: slices until nothing waits. `pending` is
 /// made before the task is spawned, so that even a task dropped before its
