@@ -166,31 +166,38 @@ pub async fn open_stream(
             .write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
             .await
             .map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::with_capacity(1024);
-        loop {
-            let mut piece = [0u8; 1024];
-            let n = stream
-                .read(&mut piece)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("closed before the response head".to_string());
-            }
-            buf.extend_from_slice(&piece[..n]);
-            if let Some((head, len)) = parse_head(&buf)? {
-                check_ok(&head)?;
-                buf.drain(..len);
-                return Ok(OpenStream {
-                    stream,
-                    head,
-                    early: buf,
-                });
-            }
-        }
+        let (head, early) = read_head(&mut stream).await?;
+        check_ok(&head)?;
+        Ok(OpenStream {
+            stream,
+            head,
+            early,
+        })
     };
     tokio::time::timeout(timeout, work)
         .await
         .unwrap_or_else(|_| Err("timed out waiting for the response head".into()))
+}
+
+/// Reads a response head from `stream`: the head, and the bytes that came
+/// after it in the same reads.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Result<(Head, Vec<u8>), String> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut piece = [0u8; 1024];
+        let n = stream
+            .read(&mut piece)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed before the response head".to_string());
+        }
+        buf.extend_from_slice(&piece[..n]);
+        if let Some((head, len)) = parse_head(&buf)? {
+            buf.drain(..len);
+            return Ok((head, buf));
+        }
+    }
 }
 
 /// A keep-alive connection for small requests (`/bench/stats`, `/bench/publish`).

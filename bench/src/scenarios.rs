@@ -491,9 +491,12 @@ pub fn unix_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-struct Subscribed {
-    latencies: Vec<u64>,
-    last: Instant,
+/// What one fan-out subscriber measured.
+pub(crate) struct Subscribed {
+    /// Latency of each event, in ns.
+    pub(crate) latencies: Vec<u64>,
+    /// When its last event arrived.
+    pub(crate) last: Instant,
 }
 
 /// One `/bench/fanout` subscriber: ids 1..=events in order, latency of each.
@@ -608,6 +611,18 @@ async fn fanout(
             }
         }
     }
+    collect_subscribers(set, subs, events, t0).await
+}
+
+/// Waits for every subscriber task of a fan-out whose publishing started at
+/// `t0`: deliveries/s (all deliveries / `t0` → the last one) and latency
+/// p50/p99/max in ms; an error naming how many failed, and the first.
+pub(crate) async fn collect_subscribers(
+    mut set: JoinSet<Result<Subscribed, String>>,
+    subs: usize,
+    events: usize,
+    t0: Instant,
+) -> Result<Vec<f64>, String> {
     let mut all = Vec::with_capacity(subs * events);
     let mut last = t0;
     let mut failed = 0;

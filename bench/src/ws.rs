@@ -3,9 +3,8 @@
 //! event lines — `{"event":"e","data":"<seq> <unix_nanos> xxx…"}`, one or
 //! more per text message, `\n`-separated.
 
-use crate::client::connect;
+use crate::client::{connect, read_head};
 use crate::sse::parse_u64;
-use crate::wire::parse_head;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,29 +45,15 @@ pub async fn ws_connect(addr: SocketAddr, path: &str, timeout: Duration) -> Resu
             .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::with_capacity(1024);
-        loop {
-            let mut piece = [0u8; 1024];
-            let n = stream
-                .read(&mut piece)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("closed before the handshake answer".to_string());
-            }
-            buf.extend_from_slice(&piece[..n]);
-            if let Some((head, len)) = parse_head(&buf)? {
-                if head.status != 101 {
-                    return Err(format!("handshake: status {}", head.status));
-                }
-                buf.drain(..len);
-                return Ok(WsConn {
-                    stream,
-                    buf,
-                    start: 0,
-                });
-            }
+        let (head, buf) = read_head(&mut stream).await?;
+        if head.status != 101 {
+            return Err(format!("handshake: status {}", head.status));
         }
+        Ok(WsConn {
+            stream,
+            buf,
+            start: 0,
+        })
     };
     tokio::time::timeout(timeout, work)
         .await

@@ -3,9 +3,8 @@
 //! in count and time.
 
 use crate::client::HttpClient;
-use crate::scenarios::{time_disconnects, unix_nanos, Config};
+use crate::scenarios::{collect_subscribers, time_disconnects, unix_nanos, Config, Subscribed};
 use crate::servers::Server;
-use crate::stats::quantile;
 use crate::ws::{event_line, ws_connect, LineCheck, WsConn, CLOSE, TEXT};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,11 +55,6 @@ async fn read_events(
         check.now_nanos = unix_nanos();
         last = Instant::now();
     }
-}
-
-struct Subscribed {
-    latencies: Vec<u64>,
-    last: Instant,
 }
 
 async fn subscriber(
@@ -146,34 +140,7 @@ pub async fn ws_fanout(addr: SocketAddr, cfg: &Config) -> Result<Vec<f64>, Strin
             String::from_utf8_lossy(&body)
         );
     }
-    let mut all = Vec::with_capacity(subs * events);
-    let mut last = t0;
-    let mut failed = 0;
-    let mut first_error = None;
-    while let Some(joined) = set.join_next().await {
-        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok(sub) => {
-                all.extend_from_slice(&sub.latencies);
-                last = last.max(sub.last);
-            }
-            Err(e) => {
-                failed += 1;
-                first_error = first_error.or(Some(e));
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(format!("{failed} of {subs} subscribers failed; first: {e}"));
-    }
-    let secs = last.duration_since(t0).as_secs_f64();
-    all.sort_unstable();
-    let ms = |ns: u64| ns as f64 / 1e6;
-    Ok(vec![
-        all.len() as f64 / secs,
-        ms(quantile(&all, 0.5)),
-        ms(quantile(&all, 0.99)),
-        ms(quantile(&all, 1.0)),
-    ])
+    collect_subscribers(set, subs, events, t0).await
 }
 
 /// Opens `count` idle WebSockets to `/bench/ws/idle`, 256 at a time.
