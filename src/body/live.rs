@@ -16,7 +16,7 @@ use tokio::time::{Instant, Sleep};
 use super::wire::Parts;
 use crate::{
     error::BodyError,
-    pipe::{Collect, End, PipeReader, Read, COPY_BELOW},
+    pipe::{Collect, End, Gather, PipeReader, Read, COPY_BELOW},
 };
 
 pub(super) struct LiveBody {
@@ -118,41 +118,6 @@ impl LiveBody {
                     .map(|frame| Some(Ok(Frame::data(C::single(frame))))),
                 None => Poll::Pending,
             },
-        }
-    }
-}
-
-/// Chunks joined into one `Bytes`, for the plain [`http_body::Body`] of
-/// [`Body`](super::Body): a single chunk is passed through as it is; several
-/// are copied into one buffer.
-#[derive(Default)]
-pub(super) struct Gather {
-    first: Option<Bytes>,
-    joined: Option<BytesMut>,
-    len: usize,
-}
-
-impl Collect for Gather {
-    type Data = Bytes;
-
-    fn push(&mut self, data: Bytes) {
-        self.len += data.len();
-        if let Some(joined) = &mut self.joined {
-            joined.extend_from_slice(&data);
-        } else if let Some(first) = self.first.take() {
-            let mut joined = BytesMut::with_capacity((first.len() + data.len()).max(8 * 1024));
-            joined.extend_from_slice(&first);
-            joined.extend_from_slice(&data);
-            self.joined = Some(joined);
-        } else {
-            self.first = Some(data);
-        }
-    }
-
-    fn finish(self) -> Option<Bytes> {
-        match self.joined {
-            Some(joined) => Some(joined.freeze()),
-            None => self.first,
         }
     }
 }

@@ -16,11 +16,12 @@ use std::{
     time::Duration,
 };
 
+use crate::pipe::Gather;
 use crate::{
     error::{BodyError, BoxError},
     pipe::PipeReader,
 };
-use live::{Gather, LiveBody};
+use live::LiveBody;
 
 type BoxStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 

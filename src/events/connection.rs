@@ -10,7 +10,7 @@
 //! send never waits: when the queue is full, the stream's
 //! [`SlowConsumer`](crate::broker::SlowConsumer) policy applies.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Serialize;
 use std::{
     future::Future,
@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use super::{error::EventError, wire};
 use crate::{
     broker::{Broker, Delivery, Offer, Publication, SlowConsumer},
-    pipe::{Collect, PipeFeed, PipeReader, Read},
+    pipe::{Gather, PipeFeed, PipeReader, Read},
     ws::{
         driver::Outbox,
         message::{Outgoing, WsMessage},
@@ -341,7 +341,7 @@ impl Outbox for PipeOutbox {
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.reader.poll_read::<Message>(cx) {
+        match self.reader.poll_read::<Gather>(cx) {
             Poll::Ready(Read::Data(payload)) => {
                 self.shared.room.notify_waiters();
                 // Every line was written by this module as JSON: UTF-8.
@@ -361,46 +361,6 @@ impl Outbox for PipeOutbox {
                 Poll::Ready(Some(Outgoing::Close { code, reason }))
             }
             Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// The lines taken in one poll, as one message's payload: the one part
-/// as it is, or several joined (into one allocation of the announced
-/// size).
-#[derive(Default)]
-struct Message {
-    first: Option<Bytes>,
-    joined: Option<BytesMut>,
-    expected: usize,
-}
-
-impl Collect for Message {
-    type Data = Bytes;
-
-    fn reserve(&mut self, bytes: usize) {
-        self.expected += bytes;
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        match (&mut self.first, &mut self.joined) {
-            (None, None) => self.first = Some(chunk),
-            (_, Some(joined)) => joined.extend_from_slice(&chunk),
-            (Some(first), None) => {
-                let size = self.expected.max(first.len() + chunk.len());
-                let mut joined = BytesMut::with_capacity(size);
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(&chunk);
-                self.first = None;
-                self.joined = Some(joined);
-            }
-        }
-    }
-
-    fn finish(self) -> Option<Bytes> {
-        match self.joined {
-            Some(joined) => Some(joined.freeze()),
-            None => self.first,
         }
     }
 }

@@ -77,6 +77,7 @@
 
 mod batch;
 mod feed;
+mod gather;
 mod reader;
 mod writer;
 
@@ -85,6 +86,7 @@ mod loom_tests;
 
 pub(crate) use batch::{Batch, COPY_BELOW};
 pub(crate) use feed::PipeFeed;
+pub(crate) use gather::Gather;
 pub(crate) use reader::{Collect, End, PipeReader, Read};
 pub(crate) use writer::PipeWriter;
 
