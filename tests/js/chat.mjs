@@ -9,6 +9,7 @@
 // "sse" with transport=sse).
 // Usage: node chat.mjs <base-url> <room> <nameA> <textA> <nameB> <textB> [transport]
 import { chromium } from 'playwright-core';
+import { ARGS, EXECUTABLE } from './chromium.mjs';
 
 const [base, room, nameA, textA, nameB, textB, transport] = process.argv.slice(2);
 if (!base || !room || !nameA || !textA || !nameB || !textB) {
@@ -16,18 +17,6 @@ if (!base || !room || !nameA || !textA || !nameB || !textB) {
   process.exit(2);
 }
 
-const EXECUTABLE = '/usr/bin/chromium';
-// As in chromium-page.mjs: no background networking, no sandbox (CI is root).
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WAIT = { timeout: 15_000 };
 
 async function open(browser, label) {

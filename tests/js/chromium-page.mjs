@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { ARGS, EXECUTABLE } from './chromium.mjs';
 
 const [url, waitArg] = process.argv.slice(2);
 const WAIT_MS = Number(waitArg ?? 15_000);
@@ -14,20 +15,6 @@ if (!url) {
   console.error('usage: node chromium-page.mjs <url>');
   process.exit(2);
 }
-
-const EXECUTABLE = '/usr/bin/chromium';
-// Without the background-networking flags Chromium keeps dialing hosts this
-// machine cannot reach; --no-sandbox because CI runs as root.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const profile = mkdtempSync(join(tmpdir(), 'rill-chromium-'));
 let context;

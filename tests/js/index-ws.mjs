@@ -4,29 +4,19 @@
 // {"state", "echo", "ticks", "ticksAfterStop", "tokens"}.
 // Usage: node index-ws.mjs <base-url>
 import { chromium } from 'playwright-core';
+import { ARGS, EXECUTABLE } from './chromium.mjs';
 
 const [base] = process.argv.slice(2);
 if (!base) {
   console.error('usage: node index-ws.mjs <base-url>');
   process.exit(2);
 }
-// As in chromium-page.mjs: no background networking, no sandbox (CI is root).
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WAIT = { timeout: 15_000 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let browser;
 try {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS, timeout: 30_000 });
+  browser = await chromium.launch({ executablePath: EXECUTABLE, headless: true, args: ARGS, timeout: 30_000 });
   const page = await browser.newPage();
   page.on('console', (msg) => console.error(`page console: ${msg.text()}`));
   page.on('pageerror', (err) => console.error(`page error: ${err}`));
