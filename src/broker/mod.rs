@@ -50,6 +50,7 @@ pub use filter::{Filter, Metadata};
 pub use memory::MemoryBackend;
 pub use message::{Epoch, Message, MessageKind, Position, PositionError, Publication};
 pub use presence::Member;
+pub(crate) use sink::offer_each;
 pub use sink::{Delivery, Offer, Sink};
 
 pub(crate) use message::Encoding;

@@ -49,13 +49,7 @@ pub trait Sink: Send + Sync + 'static {
     /// queued before the first that was not, with that one's answer
     /// (`Queued` when all were); nothing after it may be queued.
     fn offer_many(&self, messages: &[&Arc<Message>], delivery: Delivery) -> (usize, Offer) {
-        for (queued, message) in messages.iter().enumerate() {
-            match self.offer(message, delivery) {
-                Offer::Queued => {}
-                refused => return (queued, refused),
-            }
-        }
-        (messages.len(), Offer::Queued)
+        offer_each(self, messages, delivery)
     }
 
     /// Tells the subscriber that `channel` lost continuity: the position it
@@ -83,4 +77,21 @@ pub trait Sink: Send + Sync + 'static {
     /// It comes from the server (the action, or an authorization hook),
     /// never from what the client asks for.
     fn metadata(&self) -> &Metadata;
+}
+
+/// [`Sink::offer_many`] as calls of [`Sink::offer`], one message at a time:
+/// the default, and what a sink falls back to when its messages cannot
+/// share one lock.
+pub(crate) fn offer_each<S: Sink + ?Sized>(
+    sink: &S,
+    messages: &[&Arc<Message>],
+    delivery: Delivery,
+) -> (usize, Offer) {
+    for (queued, message) in messages.iter().enumerate() {
+        match sink.offer(message, delivery) {
+            Offer::Queued => {}
+            refused => return (queued, refused),
+        }
+    }
+    (messages.len(), Offer::Queued)
 }

@@ -15,7 +15,10 @@ use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{
-    broker::{Delivery, Encoding, Message, MessageKind, Metadata, Offer, Position, Since, Sink},
+    broker::{
+        offer_each, Delivery, Encoding, Message, MessageKind, Metadata, Offer, Position, Since,
+        Sink,
+    },
     pipe::{PipeFeed, COPY_BELOW},
     sse::Event,
 };
@@ -121,13 +124,7 @@ impl Sink for SseSink {
     fn offer_many(&self, messages: &[&Arc<Message>], delivery: Delivery) -> (usize, Offer) {
         if self.cursor.is_some() {
             // Each frame carries this subscriber's cursor: one at a time.
-            for (queued, message) in messages.iter().enumerate() {
-                match self.offer(message, delivery) {
-                    Offer::Queued => {}
-                    refused => return (queued, refused),
-                }
-            }
-            return (messages.len(), Offer::Queued);
+            return offer_each(self, messages, delivery);
         }
         let queued = self.feed.with_state(|state| {
             // One allocation for the frames that will fit.
