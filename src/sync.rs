@@ -13,3 +13,12 @@ pub(crate) use std::sync::{
     atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };
+
+/// Locks `mutex`, carrying on with the data of a holder that panicked (every
+/// user keeps its data consistent at each point it could panic).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

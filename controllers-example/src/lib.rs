@@ -6,18 +6,26 @@
 //! router on `127.0.0.1:0`.
 
 pub mod cable_token;
+pub mod channels;
 pub mod controllers;
 
 use rill::Router;
 use std::sync::Arc;
 
+use cable_token::CableSecret;
 use controllers::{
-    chat_hub, ChatController, EventsController, LiveController, Metrics, PagesController,
-    SocketsController, StatsController,
+    chat_hub, CableController, ChatController, EventsController, LiveController, Metrics,
+    PagesController, SocketsController, StatsController,
 };
 
-/// The whole app: every controller's routes on one router.
+/// The whole app: every controller's routes on one router, with a random
+/// key for cable tokens.
 pub fn app() -> Router {
+    app_with(CableSecret::random())
+}
+
+/// [`app`], signing cable tokens with `secret` (`--cable-secret`).
+pub fn app_with(secret: CableSecret) -> Router {
     let metrics = Arc::new(Metrics::default());
     let hub = chat_hub();
     let router = Router::new()
@@ -26,7 +34,8 @@ pub fn app() -> Router {
         .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
         .controller(Arc::new(ChatController))
-        .controller(Arc::new(SocketsController::new(hub.clone())));
+        .controller(Arc::new(SocketsController::new(hub.clone())))
+        .controller(Arc::new(CableController::new(secret)));
     // GET /hub, GET /hub/stats, POST /hub/broadcast
     hub.mount(router, "/hub")
 }

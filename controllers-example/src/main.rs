@@ -10,7 +10,7 @@ use std::{io::Write, process::ExitCode, time::Duration};
 
 const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-timeout DUR]
        [--idle-timeout DUR] [--body-read-timeout DUR] [--body-idle-timeout DUR]
-       [--max-connections N] [--shutdown-deadline DUR]
+       [--max-connections N] [--shutdown-deadline DUR] [--cable-secret KEY]
 DUR is a number of seconds or milliseconds: 30s, 500ms";
 
 /// The command line.
@@ -23,6 +23,8 @@ struct Options {
     body_idle_timeout: Option<Duration>,
     max_connections: Option<usize>,
     shutdown_deadline: Option<Duration>,
+    /// The key cable tokens are signed with (a random one per start without).
+    cable_secret: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -84,7 +86,11 @@ async fn run(options: Options) -> Result<(), rill::ServeError> {
     if let Some(timeout) = options.body_idle_timeout {
         server = server.body_idle_timeout(timeout);
     }
-    let app = controllers_example::app();
+    let secret = match &options.cable_secret {
+        Some(key) => controllers_example::cable_token::CableSecret::new(key),
+        None => controllers_example::cable_token::CableSecret::random(),
+    };
+    let app = controllers_example::app_with(secret);
     println!("listening on http://{}", server.local_addr()?);
     let _ = std::io::stdout().flush();
     server
@@ -108,6 +114,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         };
         match name.as_str() {
             "--addr" => options.addr = Some(value),
+            "--cable-secret" if value.is_empty() => {
+                return Err("--cable-secret: the key must not be empty".to_owned())
+            }
+            "--cable-secret" => options.cable_secret = Some(value),
             "--header-read-timeout" => options.header_read_timeout = Some(duration(&value)?),
             "--idle-timeout" => options.idle_timeout = Some(duration(&value)?),
             "--body-read-timeout" => options.body_read_timeout = Some(duration(&value)?),

@@ -246,6 +246,19 @@ pub(crate) enum Encoding {
 
 const ENCODINGS: usize = 4;
 
+/// How a transport encodes messages for a key of the subscriber's
+/// (see [`Message::encoded_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyedEncoding {
+    /// An ActionCable frame: `{"identifier":…,"message":…}`.
+    Cable = 0,
+    /// An ActionCable frame of the extended protocol, with `stream_id`,
+    /// `epoch` and `offset`.
+    CableExt = 1,
+}
+
+const KEYED_ENCODINGS: usize = 2;
+
 /// A message as the broker delivers it: placed in its channel, immutable,
 /// shared by every subscriber that receives it.
 #[derive(Debug)]
@@ -257,6 +270,10 @@ pub struct Message {
     /// When it reached this process (history age).
     pub(crate) received: Instant,
     encodings: [OnceLock<Bytes>; ENCODINGS],
+    /// Encodings that depend on something of the subscriber too (an
+    /// ActionCable frame names the subscription), kept for the first key
+    /// asked for — the one every subscriber of a broadcast usually shares.
+    keyed: [OnceLock<(Arc<str>, Bytes)>; KEYED_ENCODINGS],
 }
 
 impl Message {
@@ -278,6 +295,7 @@ impl Message {
             publication,
             received: Instant::now(),
             encodings: Default::default(),
+            keyed: Default::default(),
         }
     }
 
@@ -324,6 +342,25 @@ impl Message {
         encode: impl FnOnce(&Message) -> Bytes,
     ) -> &Bytes {
         self.encodings[encoding as usize].get_or_init(|| encode(self))
+    }
+
+    /// This message in `encoding` for `key`: the encoding made for the
+    /// first key asked for is kept and shared by every subscriber with an
+    /// equal key; another key gets an encoding of its own, made by
+    /// `encode` each time.
+    pub(crate) fn encoded_for(
+        &self,
+        encoding: KeyedEncoding,
+        key: &Arc<str>,
+        encode: impl Fn(&Message) -> Bytes,
+    ) -> Bytes {
+        let (first, bytes) =
+            self.keyed[encoding as usize].get_or_init(|| (key.clone(), encode(self)));
+        if Arc::ptr_eq(first, key) || **first == **key {
+            bytes.clone()
+        } else {
+            encode(self)
+        }
     }
 }
 

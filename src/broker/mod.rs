@@ -53,7 +53,7 @@ pub use presence::Member;
 pub(crate) use sink::offer_each;
 pub use sink::{Delivery, Offer, Sink};
 
-pub(crate) use message::Encoding;
+pub(crate) use message::{Encoding, KeyedEncoding};
 
 use std::{
     collections::HashMap,
@@ -332,6 +332,15 @@ impl Broker {
     /// same subscriber, so that what was published before is offered first.
     pub(crate) fn flush(&self, channel: &str) {
         self.inner.registry.flush(channel);
+    }
+
+    /// The messages of `channel` after `since` that its history holds.
+    pub(crate) fn history(
+        &self,
+        channel: &str,
+        since: &Since,
+    ) -> BoxFuture<Result<History, BackendError>> {
+        self.inner.registry.backend.history(channel, since)
     }
 
     /// A subscription of `sink`: empty until it [joins](BrokerSubscription::join)

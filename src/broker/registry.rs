@@ -974,6 +974,7 @@ impl Registry {
             }
             return;
         }
+        entry.sub.sink.caught_up(&cell.name);
         if entry.last.is_none() {
             // A reset with nothing retained: where the channel is now.
             drop(state);

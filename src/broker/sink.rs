@@ -68,6 +68,14 @@ pub trait Sink: Send + Sync + 'static {
     /// with the positions of the messages it delivered.
     fn position(&self, channel: &str, position: &Position);
 
+    /// `channel`, joined with a position, has caught up: everything its
+    /// history held after that position (or after a [`reset`](Self::reset))
+    /// was offered, and live messages follow. Called after those offers,
+    /// under the same lock. Nothing to do by default.
+    fn caught_up(&self, channel: &str) {
+        let _ = channel;
+    }
+
     /// Ends the subscriber's stream from the broker's side (the
     /// [`Disconnect`](super::SlowConsumer::Disconnect) policy): it should end
     /// cleanly after what is queued.

@@ -491,9 +491,18 @@ pub fn message(
     json: &str,
     position: Option<MessagePosition<'_>>,
 ) -> String {
-    let mut out = String::with_capacity(json.len() + identifier.token().len() + 64);
+    message_for_token(identifier.token(), json, position)
+}
+
+/// [`message`] for an identifier given as its JSON token.
+pub(crate) fn message_for_token(
+    token: &str,
+    json: &str,
+    position: Option<MessagePosition<'_>>,
+) -> String {
+    let mut out = String::with_capacity(json.len() + token.len() + 64);
     out.push_str(r#"{"identifier":"#);
-    out.push_str(identifier.token());
+    out.push_str(token);
     out.push_str(r#","message":"#);
     out.push_str(json);
     if let Some(p) = position {
@@ -509,7 +518,21 @@ pub fn message(
 }
 
 fn typed(identifier: &Identifier, kind: &str) -> String {
-    format!(r#"{{"identifier":{},"type":"{kind}"}}"#, identifier.token())
+    typed_token(identifier.token(), kind)
+}
+
+fn typed_token(token: &str, kind: &str) -> String {
+    format!(r#"{{"identifier":{token},"type":"{kind}"}}"#)
+}
+
+/// [`confirm_history`] for an identifier given as its JSON token.
+pub(crate) fn confirm_history_for_token(token: &str) -> String {
+    typed_token(token, "confirm_history")
+}
+
+/// [`reject_history`] for an identifier given as its JSON token.
+pub(crate) fn reject_history_for_token(token: &str) -> String {
+    typed_token(token, "reject_history")
 }
 
 fn push_json_string(out: &mut String, s: &str) {

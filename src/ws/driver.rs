@@ -37,6 +37,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) trait Outbox: Send + Unpin + 'static {
     /// The next thing to send; `None` once the handler's side is done.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>>;
+
+    /// A last message for the peer when the server shuts down, sent before
+    /// the `1001` close (an ActionCable `server_restart` notice). None by
+    /// default.
+    fn farewell(&mut self) -> Option<WsMessage> {
+        None
+    }
 }
 
 /// A raw socket's outbox: the queue its senders fill (the driver's waker is
@@ -236,7 +243,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, O: Outbox> Future for Driver<IO, O> {
         let this = &mut *self;
         this.shared.park_driver(cx.waker());
         loop {
-            if this.shared.flags() & SHUTDOWN != 0 {
+            if this.shared.flags() & SHUTDOWN != 0 && this.phase != Phase::Closing {
+                if let Some(message) = this.outgoing.farewell() {
+                    let _ = this.ws.start_send(message.into_frame());
+                }
                 this.start_close(1001, "server shutting down");
             }
             let sent = match this.poll_outgoing(cx) {

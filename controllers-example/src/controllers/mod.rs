@@ -1,5 +1,6 @@
 //! The example's controllers, one per file.
 
+mod cable;
 mod chat;
 mod events;
 mod live;
@@ -7,6 +8,7 @@ mod pages;
 mod sockets;
 mod stats;
 
+pub use cable::{CableController, ACTIONCABLE_VERSION};
 pub use chat::{chat_hub, ChatController};
 pub use events::{EventsController, PARAGRAPH};
 pub use live::LiveController;

@@ -1,0 +1,29 @@
+//! [`CableError`]: what a cable operation can fail with.
+
+use crate::broker::PublishError;
+
+/// Why a cable operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CableError {
+    /// What was to be broadcast or transmitted is not JSON (or could not be
+    /// serialized to it).
+    #[error("not JSON: {reason}")]
+    InvalidJson {
+        /// What the parser or serializer said.
+        reason: String,
+    },
+    /// The broker refused the broadcast: an invalid stream name, too many
+    /// streams, or its backend failed.
+    #[error("broadcast failed: {0}")]
+    Publish(#[from] PublishError),
+    /// The connection is closed: nothing more reaches its client.
+    #[error("the connection is closed")]
+    Closed,
+    /// A channel was asked for an action it does not have.
+    #[error("unknown action {action:?}")]
+    UnknownAction {
+        /// The action, as the client named it.
+        action: String,
+    },
+}
