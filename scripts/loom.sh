@@ -4,7 +4,8 @@
 # src/pipe/mod.rs) and a WebSocket's shared state's (src/ws/loom_tests.rs:
 # senders, driver and handler, against src/ws/shared.rs) and the broker's
 # hand-off to fan-out tasks (src/broker/loom_tests.rs, against
-# src/broker/handoff.rs).
+# src/broker/handoff.rs) and a cable connection's outbox
+# (src/cable/loom_tests.rs, against src/cable/outbox.rs).
 #
 # `--cfg loom` goes to rill alone (through `cargo rustc`), not to its
 # dependencies: tokio compiled with it drops the network and signal modules

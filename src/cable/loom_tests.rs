@@ -32,7 +32,7 @@ fn drain(outbox: Arc<Outbox>) -> (Vec<Bytes>, u16) {
 fn frames_arrive_in_order_and_the_close_comes_last() {
     loom::model(|| {
         let outbox = Arc::new(Outbox::new(16, 1 << 20));
-        let pushers: Vec<_> = ["a", "b"]
+        let pushers: Vec<_> = ["x", "y"]
             .into_iter()
             .map(|name| {
                 let outbox = outbox.clone();
@@ -57,7 +57,7 @@ fn frames_arrive_in_order_and_the_close_comes_last() {
         ender.join().unwrap();
         assert_eq!(code, 1000);
         assert_eq!(frames.last().map(|f| &f[..]), Some(&b"bye"[..]));
-        for (name, queued) in ["a", "b"].iter().zip(queued) {
+        for (name, queued) in ["x", "y"].iter().zip(queued) {
             let seen: Vec<Bytes> = frames
                 .iter()
                 .filter(|f| f.starts_with(name.as_bytes()))
@@ -65,5 +65,36 @@ fn frames_arrive_in_order_and_the_close_comes_last() {
                 .collect();
             assert_eq!(seen, queued, "pusher {name}");
         }
+    });
+}
+
+/// A pusher against a parked driver, with no close to wake it at the end:
+/// every push must wake the driver it finds parked (rule 2), or the driver
+/// sleeps forever.
+#[test]
+fn a_push_wakes_a_parked_driver() {
+    loom::model(|| {
+        let outbox = Arc::new(Outbox::new(16, 1 << 20));
+        let pusher = {
+            let outbox = outbox.clone();
+            thread::spawn(move || {
+                for frame in ["p0", "p1"] {
+                    assert_eq!(
+                        outbox.push(Bytes::from_static(frame.as_bytes()), true),
+                        Push::Queued
+                    );
+                }
+            })
+        };
+        let mut reader = OutboxReader::new(outbox);
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            match block_on(poll_fn(|cx| reader.poll_frame(cx))) {
+                Some(Ok(frame)) => frames.push(frame),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        pusher.join().unwrap();
+        assert_eq!(frames, ["p0", "p1"]);
     });
 }

@@ -14,6 +14,7 @@ use std::{
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     channel::{Channel, ChannelFactory, DynChannel},
@@ -21,7 +22,7 @@ use super::{
     error::CableError,
     outbox::{Outbox, OutboxReader},
     protocol::{self, DisconnectReason, Protocol, PROTOCOL_EXT_JSON, PROTOCOL_JSON},
-    session::{self, Parked},
+    session::{self, Event, Parked},
 };
 use crate::{
     broker::{Broker, Position, Publication},
@@ -129,11 +130,18 @@ pub(crate) struct Inner {
     ticking: AtomicBool,
 }
 
-/// A connection as the server reaches it: to ping it, to disconnect it.
+/// A connection as the server reaches it: to ping it, to disconnect it,
+/// to take its session over.
 struct Live {
     identifiers: Arc<Identifiers>,
     out: Arc<Outbox>,
+    /// Its session id and its session's events (extended protocol).
+    session: Option<(String, mpsc::Sender<Event>)>,
 }
+
+/// How long a restoring connection waits for the connection that still
+/// holds its session to hand it over.
+const TAKE_OVER_WAIT: Duration = Duration::from_secs(2);
 
 /// Configures a [`Cable`].
 ///
@@ -506,9 +514,19 @@ impl Cable {
 
     /// Registers a welcomed connection: pinged and reachable until the
     /// guard is dropped.
-    pub(crate) fn register(&self, identifiers: Arc<Identifiers>, out: Arc<Outbox>) -> Registered {
+    pub(crate) fn register(
+        &self,
+        identifiers: Arc<Identifiers>,
+        out: Arc<Outbox>,
+        session: Option<(String, mpsc::Sender<Event>)>,
+    ) -> Registered {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.connections).insert(id, Live { identifiers, out });
+        let live = Live {
+            identifiers,
+            out,
+            session,
+        };
+        lock(&self.inner.connections).insert(id, live);
         Registered {
             inner: Arc::downgrade(&self.inner),
             id,
@@ -518,6 +536,34 @@ impl Cable {
     /// Keeps a session that lost its socket, to be restored by `sid`.
     pub(crate) fn park(&self, sid: String, parked: Parked) {
         lock(&self.inner.sessions).insert(sid, parked);
+    }
+
+    /// The session `sid` for a connection restoring it: parked, or handed
+    /// over by the connection that still holds it (its client saw the old
+    /// socket die before the server did). `None` when there is no such
+    /// session (any more).
+    pub(crate) async fn restore(&self, sid: &str) -> Option<Parked> {
+        if sid.is_empty() {
+            return None;
+        }
+        if let Some(parked) = self.unpark(sid) {
+            return Some(parked);
+        }
+        let holder = lock(&self.inner.connections)
+            .values()
+            .filter_map(|live| live.session.as_ref())
+            .find(|(held, _)| held == sid)
+            .map(|(_, events)| events.clone())?;
+        let (reply, handed) = oneshot::channel();
+        let asked = tokio::time::timeout(TAKE_OVER_WAIT, holder.send(Event::TakeOver(reply)));
+        if !matches!(asked.await, Ok(Ok(()))) {
+            return None;
+        }
+        match tokio::time::timeout(TAKE_OVER_WAIT, handed).await {
+            Ok(Ok(parked)) => Some(parked),
+            // The holder ended meanwhile: it may have parked the session.
+            _ => self.unpark(sid),
+        }
     }
 
     /// Takes the session `sid` back, if it is still kept.

@@ -15,7 +15,10 @@ use std::{
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
-use tokio::{sync::mpsc, task::AbortHandle};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::AbortHandle,
+};
 
 use super::{
     channel::{DynChannel, StreamRequest, Subscription},
@@ -55,7 +58,10 @@ struct ParkedSub {
 }
 
 /// Something for the session that is not a client's command.
-enum Event {
+pub(crate) enum Event {
+    /// A new connection restores this session (its client saw the old
+    /// socket die before the server did): hand the session over and end.
+    TakeOver(oneshot::Sender<Parked>),
     /// A timer of a subscription (by identifier) fired.
     Tick {
         identifier: Arc<str>,
@@ -118,7 +124,10 @@ pub(crate) async fn run(
                 .map(str::to_owned)
         })
         .flatten();
-    let parked = restore_sid.and_then(|sid| cable.unpark(&sid));
+    let parked = match restore_sid {
+        Some(sid) => cable.restore(&sid).await,
+        None => None,
+    };
     let (identifiers, parked) = match parked {
         Some(mut parked) => (
             parked.identifiers.clone(),
@@ -142,8 +151,12 @@ pub(crate) async fn run(
         subs: Vec::new(),
         events,
     };
-    let _registered = cable.register(identifiers, out.clone());
     let sid = ext.then(new_session_id);
+    let _registered = cable.register(
+        identifiers,
+        out.clone(),
+        sid.clone().zip(Some(session.events.clone())),
+    );
     let welcome = match parked {
         Some((subs, parked_at)) => {
             let ids: Vec<Identifier> = subs.iter().map(|s| s.identifier.clone()).collect();
@@ -182,7 +195,16 @@ pub(crate) async fn run(
                     Err(error) => tracing::info!(%error, "cable command not understood; ignored"),
                 }
             }
-            Some(event) = tick_rx.recv() => session.handle_event(event).await,
+            Some(event) = tick_rx.recv() => {
+                if let Event::TakeOver(reply) = event {
+                    // The client is back on another socket: this one is
+                    // done, and the session lives on there.
+                    let _ = reply.send(session.take_parked());
+                    out.end(None, 1000, "session restored elsewhere");
+                    return;
+                }
+                session.handle_event(event).await;
+            }
         }
     }
 
@@ -298,6 +320,8 @@ impl Session {
                     self.perform(i, Some(&action), Map::new()).await;
                 }
             }
+            // Handled by the connection's loop.
+            Event::TakeOver(_) => {}
             Event::RestoreTimeout { identifier } => {
                 let Some(i) = self.index_of(&identifier) else {
                     return;
@@ -601,6 +625,13 @@ impl Session {
     /// The socket was lost: keeps the subscriptions (their channels' state
     /// and streams) for the client to restore by `sid`.
     fn park(mut self, sid: String) {
+        let parked = self.take_parked();
+        self.cable.park(sid, parked);
+    }
+
+    /// The subscriptions, timers stopped and streams left, as a parked
+    /// session.
+    fn take_parked(&mut self) -> Parked {
         let subs = self
             .subs
             .drain(..)
@@ -614,13 +645,12 @@ impl Session {
                 }
             })
             .collect();
-        let parked = Parked {
+        Parked {
             identifiers: self.identifiers.clone(),
             subs,
             parked_at: SystemTime::now(),
             expires: Instant::now() + self.cable.inner.session_ttl,
-        };
-        self.cable.park(sid, parked);
+        }
     }
 
     /// The connection is over: `unsubscribed` for every subscription, in

@@ -149,7 +149,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
                 self.buf.drain(..used);
                 return Some(frame);
             }
-            let mut chunk = [0u8; 64 * 1024];
+            // On the heap: a test future awaits many of these, nested.
+            let mut chunk = vec![0u8; 64 * 1024];
             let n = tokio::time::timeout(WAIT, self.io.read(&mut chunk))
                 .await
                 .expect("a frame in time")
