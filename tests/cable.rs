@@ -846,3 +846,42 @@ async fn a_plain_protocol_connection_gets_nothing_of_the_extended_one() {
         .await;
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn subscriptions_past_the_cap_are_rejected() {
+    let s = setup(|b| b.max_subscriptions(2)).await;
+    let mut c = Client::connect(&s, "?user=tia", JSON_PROTOCOLS).await;
+    c.expect(json!({"type": "welcome"})).await;
+    for n in 0..3 {
+        c.subscribe(json!({"channel": "Chat::RoomChannel", "room": n.to_string()}))
+            .await;
+    }
+    for n in 0..2 {
+        let room = json!({"channel": "Chat::RoomChannel", "room": n.to_string()});
+        c.expect(json!({"identifier": id(&room), "type": "confirm_subscription"}))
+            .await;
+    }
+    let third = json!({"channel": "Chat::RoomChannel", "room": "2"});
+    c.expect(json!({"identifier": id(&third), "type": "reject_subscription"}))
+        .await;
+    s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_session_past_the_parking_cap_ends_at_once() {
+    let s = setup(|b| b.max_parked_sessions(0)).await;
+    let (c, _sid, echo) = ext_subscribe(&s, "?user=uma").await;
+    c.ws.vanish();
+    let wanted = [
+        format!("unsubscribed {} count=0", id(&echo)),
+        "disconnect uma".to_owned(),
+    ];
+    s.server
+        .eventually("unsubscribed, then disconnect", || {
+            let entries = s.log.lock().unwrap();
+            entries.len() >= 2 && entries[entries.len() - 2..] == wanted[..]
+        })
+        .await;
+    assert_eq!(s.cable.parked_session_count(), 0);
+    s.server.shutdown().await.unwrap();
+}

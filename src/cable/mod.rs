@@ -47,6 +47,6 @@ pub use channel::{Channel, ChannelResult, Subscription};
 pub use connection::{ConnectRequest, Identifiers};
 pub use error::CableError;
 pub use server::{
-    Cable, CableBuilder, Rejection, DEFAULT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_QUEUE,
-    DEFAULT_SESSION_TTL,
+    Cable, CableBuilder, Rejection, DEFAULT_BUFFER, DEFAULT_MAX_PARKED_SESSIONS,
+    DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_PING_INTERVAL, DEFAULT_QUEUE, DEFAULT_SESSION_TTL,
 };

@@ -43,6 +43,10 @@ pub const DEFAULT_BUFFER: usize = 1024 * 1024;
 /// Default time an extended-protocol session that lost its socket may be
 /// restored in.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(300);
+/// Default subscriptions one connection may hold.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 256;
+/// Default sessions kept for restoring at once.
+pub const DEFAULT_MAX_PARKED_SESSIONS: usize = 10_000;
 
 /// Why `connect` refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +128,8 @@ pub(crate) struct Inner {
     ping_interval: Duration,
     pub(crate) session_ttl: Duration,
     pub(crate) restore_wait: Duration,
+    pub(crate) max_subscriptions: usize,
+    max_parked: usize,
     connections: Mutex<HashMap<u64, Live>>,
     sessions: Mutex<HashMap<String, Parked>>,
     next_id: AtomicU64,
@@ -170,6 +176,8 @@ pub struct CableBuilder {
     ping_interval: Duration,
     session_ttl: Duration,
     restore_wait: Duration,
+    max_subscriptions: usize,
+    max_parked: usize,
 }
 
 impl Default for CableBuilder {
@@ -186,6 +194,8 @@ impl Default for CableBuilder {
             ping_interval: DEFAULT_PING_INTERVAL,
             session_ttl: DEFAULT_SESSION_TTL,
             restore_wait: Duration::from_secs(5),
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_parked: DEFAULT_MAX_PARKED_SESSIONS,
         }
     }
 }
@@ -282,6 +292,21 @@ impl CableBuilder {
         self
     }
 
+    /// How many subscriptions one connection may hold (default 256); one
+    /// more is answered with `reject_subscription`.
+    pub fn max_subscriptions(mut self, subscriptions: usize) -> Self {
+        self.max_subscriptions = subscriptions;
+        self
+    }
+
+    /// How many lost sessions are kept for restoring at once (default
+    /// 10,000); past it, a lost session ends at once (`unsubscribed`,
+    /// `disconnect`) and its client starts afresh.
+    pub fn max_parked_sessions(mut self, sessions: usize) -> Self {
+        self.max_parked = sessions;
+        self
+    }
+
     /// Builds the cable.
     pub fn build(self) -> Cable {
         let broker = self.broker.unwrap_or_default();
@@ -302,6 +327,8 @@ impl CableBuilder {
                 ping_interval: self.ping_interval,
                 session_ttl: self.session_ttl,
                 restore_wait: self.restore_wait,
+                max_subscriptions: self.max_subscriptions,
+                max_parked: self.max_parked,
                 connections: Mutex::default(),
                 sessions: Mutex::default(),
                 next_id: AtomicU64::new(0),
@@ -534,8 +561,15 @@ impl Cable {
     }
 
     /// Keeps a session that lost its socket, to be restored by `sid`.
-    pub(crate) fn park(&self, sid: String, parked: Parked) {
-        lock(&self.inner.sessions).insert(sid, parked);
+    /// Keeps a session that lost its socket, to be restored by `sid`;
+    /// gives it back when the cable keeps as many as it may.
+    pub(crate) fn park(&self, sid: String, parked: Parked) -> Result<(), Parked> {
+        let mut sessions = lock(&self.inner.sessions);
+        if sessions.len() >= self.inner.max_parked {
+            return Err(parked);
+        }
+        sessions.insert(sid, parked);
+        Ok(())
     }
 
     /// The session `sid` for a connection restoring it: parked, or handed

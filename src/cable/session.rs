@@ -211,7 +211,13 @@ pub(crate) async fn run(
     let flags = socket_flags(&socket);
     let lost = flags & DISCONNECTED != 0 && flags & SHUTDOWN == 0 && !out.is_ended();
     match sid {
-        Some(sid) if lost && !session.cable.inner.session_ttl.is_zero() => session.park(sid),
+        Some(sid) if lost && !session.cable.inner.session_ttl.is_zero() => {
+            let parked = session.take_parked();
+            if let Err(parked) = session.cable.park(sid, parked) {
+                tracing::warn!("too many cable sessions kept for restoring; this one ends");
+                end_parked(&session.cable, parked).await;
+            }
+        }
         _ => session.end().await,
     }
 }
@@ -348,6 +354,16 @@ impl Session {
                 identifier = identifier.as_str(),
                 "duplicate subscribe ignored"
             );
+            return;
+        }
+        if self.subs.len() >= self.cable.inner.max_subscriptions {
+            tracing::warn!(
+                identifier = identifier.as_str(),
+                max = self.cable.inner.max_subscriptions,
+                "too many subscriptions on one connection; rejected"
+            );
+            let frame = protocol::reject_subscription(&identifier);
+            self.out.push(Bytes::from(frame), false);
             return;
         }
         let Some(factory) = self.cable.channel_factory(identifier.channel()) else {
@@ -620,13 +636,6 @@ impl Session {
             tokio::time::sleep(wait).await;
             let _ = events.send(Event::RestoreTimeout { identifier }).await;
         });
-    }
-
-    /// The socket was lost: keeps the subscriptions (their channels' state
-    /// and streams) for the client to restore by `sid`.
-    fn park(mut self, sid: String) {
-        let parked = self.take_parked();
-        self.cable.park(sid, parked);
     }
 
     /// The subscriptions, timers stopped and streams left, as a parked
