@@ -53,10 +53,12 @@
 //!   JavaScript client ([`events::client_module`]).
 //! * `hub` — [`hub::Hub`]: channels fanning events out to many SSE
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
+//! * `cable` — [`cable::Cable`]: ActionCable-compatible channels for the
+//!   official Rails and AnyCable clients.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
-//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md` and `docs/security.md`
-//! (limits and timeouts).
+//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md`, `docs/cable.md` and
+//! `docs/security.md` (limits and timeouts).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -160,4 +162,6 @@ mod guides {
     struct Security;
     #[doc = include_str!("../docs/websocket.md")]
     struct WebSocket;
+    #[doc = include_str!("../docs/cable.md")]
+    struct Cable;
 }

@@ -5,8 +5,8 @@
 //! broker offers the resulting [`Message`] to every local subscriber of the
 //! channel whose metadata matches its [`Filter`]. Subscribers are [`Sink`]s
 //! — an SSE stream (the [hub](crate::hub)), a WebSocket connection (the
-//! [named-event streams](crate::events)), and next an ActionCable
-//! connection — that answer each offer without waiting:
+//! [named-event streams](crate::events)), an ActionCable subscription
+//! (the [cable](crate::cable)) — that answer each offer without waiting:
 //! queued, full (the [`SlowConsumer`] policy applies), or gone. A message
 //! is encoded at most once per transport, and that encoding is shared by
 //! every subscriber of the transport.
