@@ -129,10 +129,7 @@ pub(crate) async fn run(
         None => None,
     };
     let (identifiers, parked) = match parked {
-        Some(mut parked) => (
-            parked.identifiers.clone(),
-            Some(std::mem::take(&mut parked.subs)).zip(Some(parked.parked_at)),
-        ),
+        Some(parked) => (parked.identifiers.clone(), Some(parked)),
         None => match cable.run_connect(request).await {
             Ok(identifiers) => (Arc::new(identifiers), None),
             Err(rejection) => {
@@ -152,22 +149,23 @@ pub(crate) async fn run(
         events,
     };
     let sid = ext.then(new_session_id);
-    let _registered = cable.register(
-        identifiers,
-        out.clone(),
-        sid.clone().zip(Some(session.events.clone())),
-    );
     let welcome = match parked {
-        Some((subs, parked_at)) => {
-            let ids: Vec<Identifier> = subs.iter().map(|s| s.identifier.clone()).collect();
-            for sub in subs {
-                session.restore(sub, parked_at);
+        Some(parked) => {
+            let ids: Vec<Identifier> = parked.subs.iter().map(|s| s.identifier.clone()).collect();
+            for sub in parked.subs {
+                session.restore(sub, parked.parked_at);
             }
             protocol::welcome(sid.as_deref(), Some(&ids))
         }
         None => protocol::welcome(sid.as_deref(), None),
     };
     out.push(Bytes::from(welcome), false);
+    // Pinged and reachable from now on: after its welcome.
+    let _registered = cable.register(
+        identifiers,
+        out.clone(),
+        sid.clone().zip(Some(session.events.clone())),
+    );
     out.set_farewell(Bytes::from(protocol::disconnect(
         DisconnectReason::ServerRestart,
         true,
@@ -208,7 +206,7 @@ pub(crate) async fn run(
         }
     }
 
-    let flags = socket_flags(&socket);
+    let flags = socket.flags();
     let lost = flags & DISCONNECTED != 0 && flags & SHUTDOWN == 0 && !out.is_ended();
     match sid {
         Some(sid) if lost && !session.cable.inner.session_ttl.is_zero() => {
@@ -220,10 +218,6 @@ pub(crate) async fn run(
         }
         _ => session.end().await,
     }
-}
-
-fn socket_flags(socket: &SocketShared) -> u8 {
-    socket.flags()
 }
 
 /// A session id: 128 random bits from the operating system, in hex. A
