@@ -3,7 +3,7 @@
 
 One panel per scenario metric, one bar per server, normalized so that axum's
 median is 1.0 (raw hyper only appears where it runs: burst, live, fanout, paced; axum_tuned,
-axum's WebSocket with batched writes and 4 KiB read buffers, in the ws_* scenarios); each bar
+axum's WebSocket with batched writes and 4 KiB read buffers, in the ws_* and cable_fanout scenarios); each bar
 is annotated with its absolute median. Usage: chart.py [JSON] [PNG]
 """
 import json

@@ -19,10 +19,19 @@
 //! * `GET /bench/ws/echo` — a WebSocket echo;
 //! * `GET /bench/ws/flood` — a named-event stream connection: its event
 //!   `flood` (`{"n": N, "size": S}`) is answered with N events `e`, as fast
-//!   as the client reads.
+//!   as the client reads;
+//! * `GET /bench/cable` — an ActionCable connection (`rill::cable::Cable`,
+//!   no connect hook) with channel `BenchChannel`, whose subscriptions
+//!   stream their param `stream`;
+//! * `POST /bench/cable/publish?stream=S&i=K&n=N&t=T` — broadcasts N
+//!   messages `{"t":T,"i":k}`, k = K … K+N−1, to stream S (default `bench`);
+//!   T is the caller's send time in Unix nanoseconds (the server's clock
+//!   when absent). Answers `{"published":N}` once they are handed to the
+//!   broker (the fan-out follows in its task).
 
 use bytes::Bytes;
 use rill::{
+    cable::{Cable, Channel, ChannelResult, Subscription},
     events::EventStream,
     hub::Hub,
     sse::{Event, SseOptions},
@@ -84,10 +93,7 @@ fn publish(hub: &Hub, ctx: &Context) -> Response {
 
 /// `<seq> <unix_nanos>` padded with `x` to `size` bytes.
 fn publish_data(seq: usize, size: usize) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut data = format!("{seq} {nanos}");
+    let mut data = format!("{seq} {}", unix_nanos());
     while data.len() < size {
         data.push('x');
     }
@@ -170,6 +176,55 @@ fn thread_cpu_ms() -> u64 {
     (ticks(11) + ticks(12)) * 10
 }
 
+/// The cable scenario's channel: streams its subscription's param `stream`.
+struct BenchChannel;
+
+impl Channel for BenchChannel {
+    async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+        let stream = sub.param_str("stream").unwrap_or("bench").to_owned();
+        sub.stream_from(stream);
+        Ok(())
+    }
+}
+
+fn cable_routes(router: Router) -> Router {
+    let cable = Cable::builder()
+        .channel("BenchChannel", || BenchChannel)
+        .build();
+    let publisher = cable.clone();
+    router
+        .get("/bench/cable", move |ctx: Context| {
+            let cable = cable.clone();
+            async move { cable.accept(ctx) }
+        })
+        .post("/bench/cable/publish", move |ctx: Context| {
+            let cable = publisher.clone();
+            async move {
+                let stream = ctx.query("stream").unwrap_or("bench").to_owned();
+                let (first, n) = (param(&ctx, "i", 1), param(&ctx, "n", 1));
+                let t = ctx
+                    .query("t")
+                    .and_then(|t| t.parse::<u128>().ok())
+                    .unwrap_or_else(unix_nanos);
+                for i in first..first + n {
+                    let json = format!("{{\"t\":{t},\"i\":{i}}}");
+                    if let Err(error) = cable.broadcast_json(&stream, &json) {
+                        return Response::text(format!("{error}\n"))
+                            .with_status(http::StatusCode::BAD_REQUEST);
+                    }
+                }
+                Response::json_string(format!("{{\"published\":{n}}}"))
+            }
+        })
+}
+
+/// Nanoseconds since the Unix epoch.
+fn unix_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 fn app() -> Router {
     let hub = Hub::builder().history(0).queue(4096).build();
     let (fanout, publisher) = (hub.clone(), hub);
@@ -188,7 +243,7 @@ fn app() -> Router {
         .get("/bench/stats", |ctx: Context| async move {
             Response::json_string(format!("{{\"active\":{}}}", ctx.tracker().active()))
         });
-    ws_routes(router)
+    cable_routes(ws_routes(router))
 }
 
 #[tokio::main]

@@ -11,12 +11,14 @@
 //! - `stats`: median and nearest-rank quantiles.
 //! - `ws`: a WebSocket client (handshake, frames) and the check of event lines.
 //! - `ws_scenarios`: the WebSocket runs of issue 10.
+//! - `cable`: the ActionCable run (`cable_fanout`): its clients and their check.
 //!
 //! The binaries are `loadgen` (the suite) and the two comparison servers,
 //! `axum_server` and `hyper_server`.
 
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod cable;
 pub mod client;
 pub mod report;
 pub mod scenarios;

@@ -57,6 +57,12 @@ pub struct Config {
     pub ws_echo_n: usize,
     /// Events in the one-way WebSocket run.
     pub ws_oneway_n: usize,
+    /// ActionCable clients subscribed to one stream.
+    pub cable_subs: usize,
+    /// Broadcasts sent to them, one at a time.
+    pub cable_events: usize,
+    /// Interval between two broadcasts.
+    pub cable_interval_ms: u64,
 }
 
 impl Config {
@@ -83,6 +89,11 @@ impl Config {
             ws_idle_conns: 10_000,
             ws_echo_n: 20_000,
             ws_oneway_n: 1_000_000,
+            cable_subs: 10_000,
+            cable_events: 50,
+            // Longer than one broadcast takes to reach 10,000 clients here
+            // (150–300 ms), so that latency is measured, not queueing.
+            cable_interval_ms: 500,
         }
     }
 
@@ -97,6 +108,9 @@ impl Config {
             ws_fanout_events: 200,
             ws_echo_n: 5_000,
             ws_oneway_n: 200_000,
+            cable_subs: 1000,
+            cable_events: 20,
+            cable_interval_ms: 100,
             ..Config::full()
         }
     }
@@ -244,6 +258,17 @@ pub const SCENARIOS: &[Scenario] = &[
         metrics: &[metric("events_per_s", "events/s", true)],
         servers: WEBSOCKET,
     },
+    Scenario {
+        id: "cable_fanout",
+        title: "ActionCable clients on one stream: broadcast latency and memory",
+        metrics: &[
+            LATENCY[0],
+            LATENCY[1],
+            LATENCY[2],
+            metric("rss_kib_per_conn", "KiB/conn", false),
+        ],
+        servers: WEBSOCKET,
+    },
 ];
 
 /// Runs `scenario` once against `server`.
@@ -284,6 +309,7 @@ pub async fn run(scenario: &Scenario, server: &Server, cfg: &Config) -> Result<V
         "ws_disconnect" => crate::ws_scenarios::ws_disconnect(addr, cfg).await,
         "ws_echo" => crate::ws_scenarios::ws_echo(addr, cfg).await,
         "ws_oneway" => crate::ws_scenarios::ws_oneway(addr, cfg).await,
+        "cable_fanout" => crate::cable::cable_fanout(server, cfg).await,
         other => Err(format!("unknown scenario {other}")),
     }
 }
@@ -618,39 +644,57 @@ async fn fanout(
 /// `t0`: deliveries/s (all deliveries / `t0` → the last one) and latency
 /// p50/p99/max in ms; an error naming how many failed, and the first.
 pub(crate) async fn collect_subscribers(
-    mut set: JoinSet<Result<Subscribed, String>>,
+    set: JoinSet<Result<Subscribed, String>>,
     subs: usize,
     events: usize,
     t0: Instant,
 ) -> Result<Vec<f64>, String> {
-    let mut all = Vec::with_capacity(subs * events);
-    let mut last = t0;
+    let all = join_subscribers(set, subs).await?;
+    Ok(fanout_figures(&all, events, t0))
+}
+
+/// Waits for every subscriber task: what each returned, or an error naming
+/// how many failed, and the first.
+pub(crate) async fn join_subscribers<T: 'static>(
+    mut set: JoinSet<Result<T, String>>,
+    subs: usize,
+) -> Result<Vec<T>, String> {
+    let mut all = Vec::with_capacity(subs);
     let mut failed = 0;
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
         match joined.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok(sub) => {
-                all.extend_from_slice(&sub.latencies);
-                last = last.max(sub.last);
-            }
+            Ok(sub) => all.push(sub),
             Err(e) => {
                 failed += 1;
                 first_error = first_error.or(Some(e));
             }
         }
     }
-    if let Some(e) = first_error {
-        return Err(format!("{failed} of {subs} subscribers failed; first: {e}"));
+    match first_error {
+        Some(e) => Err(format!("{failed} of {subs} subscribers failed; first: {e}")),
+        None => Ok(all),
+    }
+}
+
+/// Deliveries/s (all deliveries / `t0` → the last one) and latency
+/// p50/p99/max in ms over every subscriber.
+pub(crate) fn fanout_figures(subs: &[Subscribed], events: usize, t0: Instant) -> Vec<f64> {
+    let mut all = Vec::with_capacity(subs.len() * events);
+    let mut last = t0;
+    for sub in subs {
+        all.extend_from_slice(&sub.latencies);
+        last = last.max(sub.last);
     }
     let secs = last.duration_since(t0).as_secs_f64();
     all.sort_unstable();
     let ms = |ns: u64| ns as f64 / 1e6;
-    Ok(vec![
+    vec![
         all.len() as f64 / secs,
         ms(quantile(&all, 0.5)),
         ms(quantile(&all, 0.99)),
         ms(quantile(&all, 1.0)),
-    ])
+    ]
 }
 
 /// `conns` connects started at once, each asking `/bench/stats`: failures,

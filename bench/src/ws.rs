@@ -6,7 +6,7 @@
 use crate::client::{connect, read_head};
 use crate::sse::parse_u64;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,12 +34,25 @@ pub struct WsConn {
 
 /// Opens a WebSocket to `path` (HTTP/1.1 upgrade; `101` expected).
 pub async fn ws_connect(addr: SocketAddr, path: &str, timeout: Duration) -> Result<WsConn, String> {
+    ws_connect_with(addr, path, None, timeout).await
+}
+
+/// [`ws_connect`], offering subprotocol `protocol` when given.
+pub async fn ws_connect_with(
+    addr: SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+    timeout: Duration,
+) -> Result<WsConn, String> {
     let work = async {
         let mut stream = connect(addr).await?;
         let _ = stream.set_nodelay(true);
+        let offer = protocol.map_or(String::new(), |p| {
+            format!("sec-websocket-protocol: {p}\r\n")
+        });
         let request = format!(
             "GET {path} HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
-             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n{offer}\r\n"
         );
         stream
             .write_all(request.as_bytes())
@@ -168,6 +181,59 @@ impl WsConn {
     }
 }
 
+/// What a subscriber does with the text messages it reads: checks them
+/// and records the latency of each event in them (see [`read_events`]).
+pub trait TextCheck {
+    /// Checks one text message's payload.
+    fn text(&mut self, payload: &[u8]) -> Result<(), String>;
+    /// Events checked so far.
+    fn events(&self) -> usize;
+    /// The wall clock (Unix ns) when the bytes about to be checked were read.
+    fn read_at(&mut self, now_nanos: u64);
+}
+
+/// Reads frames into `check` until it holds `events` events (or the
+/// deadline passes); returns when the last bytes arrived. One wall-clock
+/// reading per `read()`; pings and pongs are skipped, a close is an error.
+pub async fn read_events(
+    conn: &mut WsConn,
+    check: &mut impl TextCheck,
+    events: usize,
+    deadline: Instant,
+) -> Result<Instant, String> {
+    let mut last = Instant::now();
+    loop {
+        while let Some(frame) = conn.next_frame()? {
+            match frame.opcode {
+                TEXT => check.text(&conn.buf[frame.payload.0..frame.payload.1])?,
+                CLOSE => {
+                    return Err(format!(
+                        "closed by the server after {} events",
+                        check.events()
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if check.events() >= events {
+            return Ok(last);
+        }
+        match tokio::time::timeout_at(deadline.into(), conn.fill()).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Err(format!("EOF after {} events", check.events())),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(format!(
+                    "timed out after {} of {events} events",
+                    check.events()
+                ))
+            }
+        }
+        check.read_at(crate::scenarios::unix_nanos());
+        last = Instant::now();
+    }
+}
+
 /// Checks a subscriber's event lines: seq 1, 2, 3 … in order, and the
 /// latency of each from the nanoseconds in its data.
 #[derive(Debug)]
@@ -214,6 +280,20 @@ impl LineCheck {
             self.latencies.push(self.now_nanos.saturating_sub(nanos));
         }
         Ok(())
+    }
+}
+
+impl TextCheck for LineCheck {
+    fn text(&mut self, payload: &[u8]) -> Result<(), String> {
+        self.message(payload)
+    }
+
+    fn events(&self) -> usize {
+        self.latencies.len()
+    }
+
+    fn read_at(&mut self, now_nanos: u64) {
+        self.now_nanos = now_nanos;
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::client::HttpClient;
 use crate::scenarios::{collect_subscribers, time_disconnects, unix_nanos, Config, Subscribed};
 use crate::servers::Server;
-use crate::ws::{event_line, ws_connect, LineCheck, WsConn, CLOSE, TEXT};
+use crate::ws::{event_line, read_events, ws_connect, LineCheck, WsConn, TEXT};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,49 +13,6 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 const CONNECT: Duration = Duration::from_secs(20);
-
-/// Reads frames into `check` until it holds `events` events (or the
-/// deadline passes); returns when the last bytes arrived.
-async fn read_events(
-    conn: &mut WsConn,
-    check: &mut LineCheck,
-    events: usize,
-    deadline: Instant,
-) -> Result<Instant, String> {
-    let mut last = Instant::now();
-    loop {
-        while let Some(frame) = conn.next_frame()? {
-            match frame.opcode {
-                TEXT => check.message(&conn.buf[frame.payload.0..frame.payload.1])?,
-                CLOSE => {
-                    return Err(format!(
-                        "closed by the server after {} events",
-                        check.latencies.len()
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if check.latencies.len() >= events {
-            return Ok(last);
-        }
-        match tokio::time::timeout_at(deadline.into(), conn.fill()).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => {
-                return Err(format!("EOF after {} events", check.latencies.len()));
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(format!(
-                    "timed out after {} of {events} events",
-                    check.latencies.len()
-                ))
-            }
-        }
-        check.now_nanos = unix_nanos();
-        last = Instant::now();
-    }
-}
 
 async fn subscriber(
     addr: SocketAddr,

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str =
     "loadgen [--quick] [--rounds N] [--only ID,ID] [--idle-conns N] [--cpu-secs N] \
-[--release-dir DIR] [--out FILE]\nscenarios: burst live idle disconnect fanout paced backlog\n\
-           ws_fanout ws_idle ws_disconnect ws_echo ws_oneway";
+[--cable-subs N] [--cable-events N] [--cable-interval-ms N] [--release-dir DIR] [--out FILE]\n\
+scenarios: burst live idle disconnect fanout paced backlog\n\
+           ws_fanout ws_idle ws_disconnect ws_echo ws_oneway cable_fanout";
 
 struct Args {
     quick: bool,
@@ -52,6 +53,11 @@ fn parse_args() -> Result<Args, String> {
             "--only" => args.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
             "--idle-conns" => args.cfg.idle_conns = number(value("--idle-conns")?)?,
             "--cpu-secs" => args.cfg.cpu_secs = number(value("--cpu-secs")?)? as u64,
+            "--cable-subs" => args.cfg.cable_subs = number(value("--cable-subs")?)?.max(1),
+            "--cable-events" => args.cfg.cable_events = number(value("--cable-events")?)?.max(1),
+            "--cable-interval-ms" => {
+                args.cfg.cable_interval_ms = number(value("--cable-interval-ms")?)?.max(1) as u64;
+            }
             "--release-dir" => args.release_dir = PathBuf::from(value("--release-dir")?),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => return Err(USAGE.into()),
@@ -94,14 +100,20 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Client sockets plus the servers' (which inherit this limit).
-    let want = (args.cfg.idle_conns + 2048) as u64;
+    // Client sockets plus the servers' (which inherit this limit): each
+    // process holds one end of every connection of the largest run.
+    let most = [
+        args.cfg.idle_conns,
+        args.cfg.ws_idle_conns,
+        args.cfg.cable_subs,
+    ];
+    let want = (most.into_iter().max().unwrap_or(0) + 2048) as u64;
     let nofile = raise_nofile(want).unwrap_or_else(|e| {
         eprintln!("cannot raise RLIMIT_NOFILE: {e}");
         0
     });
     if nofile < want {
-        eprintln!("warning: RLIMIT_NOFILE is {nofile}, the idle run wants {want}");
+        eprintln!("warning: RLIMIT_NOFILE is {nofile}, the largest run wants {want}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -4,10 +4,11 @@
 //! hub, and a drop guard in every streaming response for `/bench/stats`.
 //!
 //! WebSockets: see `ws.rs` (`--tuned` for batched writes and small read
-//! buffers).
+//! buffers); a minimal ActionCable endpoint: see `cable.rs`.
 //!
 //! Run with: `cargo run --release -p rill-bench --bin axum_server -- --addr 127.0.0.1:0 [--tuned]`.
 
+mod cable;
 mod ws;
 
 use axum::{
@@ -57,6 +58,8 @@ struct AppState {
     ws_tx: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
     /// `--tuned`: batched WebSocket writes, 4 KiB read buffers.
     tuned: bool,
+    /// What every cable connection receives: broadcasts and pings.
+    cable_tx: broadcast::Sender<cable::Cast>,
 }
 
 /// Counts an open streaming response (or socket) until it is dropped.
@@ -186,6 +189,7 @@ fn app(tuned: bool) -> Router {
         active: Arc::new(AtomicUsize::new(0)),
         ws_tx,
         tuned,
+        cable_tx: cable::channel(),
     };
     Router::new()
         .route("/bench/burst", get(burst))
@@ -199,6 +203,8 @@ fn app(tuned: bool) -> Router {
         .route("/bench/ws/idle", get(ws::idle))
         .route("/bench/ws/echo", get(ws::echo))
         .route("/bench/ws/flood", get(ws::flood))
+        .route("/bench/cable", get(cable::cable))
+        .route("/bench/cable/publish", post(cable::publish))
         .with_state(state)
 }
 

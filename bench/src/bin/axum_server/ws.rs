@@ -26,7 +26,7 @@ use super::{json, param, ActiveGuard, AppState, Params};
 /// A tuned socket's read buffer.
 const TUNED_READ_BUFFER: usize = 4 * 1024;
 
-fn configure(ws: WebSocketUpgrade, tuned: bool) -> WebSocketUpgrade {
+pub(crate) fn configure(ws: WebSocketUpgrade, tuned: bool) -> WebSocketUpgrade {
     if tuned {
         ws.read_buffer_size(TUNED_READ_BUFFER)
     } else {
