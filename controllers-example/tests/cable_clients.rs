@@ -379,6 +379,24 @@ async fn the_rails_client_runs_in_chromium() {
     assert_eq!(r["extraEcho"], 0, "{r}");
 }
 
+/// The example's chat page (`/cable-chat`) in two browser contexts: two
+/// users join one room through the page's form, each sends a message, one
+/// goes away; both pages show all three lines, in the same order.
+#[tokio::test]
+async fn the_cable_chat_page_keeps_two_browsers_in_one_room() {
+    require_chromium();
+    let addr = serve(controllers_example::app()).await;
+    let r = run_cable_script(
+        "cable-chat.mjs",
+        &[&format!("http://{addr}"), "lobby"],
+        Duration::from_secs(60),
+    )
+    .await;
+    let lines = json!(["ana: hello from 0", "ben: hello from 1", "ben away"]);
+    assert_eq!(r["ana"], lines, "{r}");
+    assert_eq!(r["ben"], lines, "{r}");
+}
+
 /// A graceful shutdown sends `server_restart` with `reconnect: true` to
 /// every cable client, which both official clients take as a disconnect
 /// to recover from; the server then finishes within its deadline.
