@@ -83,6 +83,7 @@ mod response;
 mod router;
 mod server;
 pub mod sse;
+pub mod state;
 mod sync;
 pub mod ws;
 

@@ -1,0 +1,39 @@
+//! [`StateError`]: what a store operation can fail with.
+
+use super::{limits::LimitError, ops::OpError};
+use crate::broker::PublishError;
+
+/// Why a store operation failed. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A name, path or value broke the store's limits.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// An update operation failed (which one, and why).
+    #[error(transparent)]
+    Op(#[from] OpError),
+    /// An update asked for a revision the group is no longer (or not yet)
+    /// at.
+    #[error("the group is at revision {actual}, not {expected}")]
+    RevisionMismatch {
+        /// The revision asked for.
+        expected: String,
+        /// The group's revision.
+        actual: String,
+    },
+    /// The stream and group names are too long together for a broker
+    /// channel.
+    #[error("the stream and group names are too long together")]
+    NamesTooLong,
+    /// The broker refused the change (its backend failed, or too many
+    /// groups).
+    #[error("the change could not be published: {0}")]
+    Publish(#[from] PublishError),
+    /// The typed facade could not convert a value.
+    #[error("the value does not fit the type: {reason}")]
+    Type {
+        /// What serde said.
+        reason: String,
+    },
+}

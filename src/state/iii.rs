@@ -1,0 +1,370 @@
+//! [`IiiEndpoint`]: a store over the WebSocket protocol of the iii engine's
+//! stream module, so that its unmodified browser client
+//! (`@motiadev/stream-client-browser`) follows rill's groups and items.
+//!
+//! Client → server: `{"type":"join"|"leave","data":{"subscriptionId",
+//! "streamName","groupId","id"?}}`. Server → client, per subscription:
+//! `{"type":"stream","timestamp","streamName","groupId","id"?,"event":
+//! {"type":"sync"|"create"|"update"|"delete","data"}}`; custom events as
+//! `"event":{"type":"event","event":{"type","data"}}`; a refused join as
+//! `"event":{"type":"unauthorized"}`.
+//!
+//! What the client needs and rill guarantees: the `sync` comes before any
+//! change of its subscription; timestamps strictly increase per group (the
+//! client drops a message whose timestamp is not newer); a group's sync is
+//! an array of values, so an object value carries its item's `id` (added
+//! when missing). After lost continuity the client gets a fresh `sync` —
+//! it replaces its state with it.
+
+use serde_json::{json, Map, Value};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+use tokio::task::AbortHandle;
+
+use super::{
+    store::Store,
+    watch::{WatchEvent, Watcher},
+};
+use crate::{
+    context::Context,
+    response::Response,
+    ws::{WsMessage, WsOptions, WsSender},
+};
+
+/// What `authenticate` found out about a connection (any JSON: a user id,
+/// permissions): handed to the join and leave hooks.
+pub type AuthContext = Value;
+
+/// A join or leave, as the hooks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    /// The client's id for the subscription.
+    pub subscription_id: String,
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// The item, for an item subscription.
+    pub item: Option<String>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Authenticate = Arc<dyn Fn(&Context) -> BoxFuture<Option<AuthContext>> + Send + Sync>;
+type JoinHook = Arc<dyn Fn(AuthContext, JoinRequest) -> BoxFuture<bool> + Send + Sync>;
+type LeaveHook = Arc<dyn Fn(AuthContext, JoinRequest) -> BoxFuture<()> + Send + Sync>;
+
+/// The iii-compatible WebSocket endpoint of a store.
+///
+/// ```
+/// use rill::state::{IiiEndpoint, Store};
+/// use rill::{Context, Router};
+///
+/// let store = Store::new();
+/// let iii = IiiEndpoint::new(store)
+///     .authenticate(|ctx: &Context| {
+///         let user = ctx.query("user").map(str::to_owned);
+///         async move { user.map(|u| serde_json::json!({"user": u})) } // None: 401, fails closed
+///     })
+///     .on_join(|auth, join| async move { auth["user"] == join.group.as_str() });
+/// let router = Router::new().get("/iii", move |ctx: Context| {
+///     let iii = iii.clone();
+///     async move { iii.accept(ctx).await }
+/// });
+/// ```
+#[derive(Clone)]
+pub struct IiiEndpoint {
+    store: Store,
+    authenticate: Option<Authenticate>,
+    on_join: Vec<(Option<String>, JoinHook)>,
+    on_leave: Vec<(Option<String>, LeaveHook)>,
+    options: WsOptions,
+}
+
+impl IiiEndpoint {
+    /// The endpoint of `store`: every connection accepted, every join
+    /// allowed, until hooks say otherwise.
+    pub fn new(store: Store) -> Self {
+        IiiEndpoint {
+            store,
+            authenticate: None,
+            on_join: Vec::new(),
+            on_leave: Vec::new(),
+            options: WsOptions::new().max_message(64 * 1024),
+        }
+    }
+
+    /// Runs `hook` before the upgrade: its context goes to the join and
+    /// leave hooks; `None` — or a panic — refuses the connection with
+    /// `401` (fails closed).
+    pub fn authenticate<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<AuthContext>> + Send + 'static,
+    {
+        self.authenticate = Some(Arc::new(move |ctx| Box::pin(hook(ctx))));
+        self
+    }
+
+    /// Asks `hook` before every join: `false` answers the subscription with
+    /// `{"type":"unauthorized"}`.
+    pub fn on_join<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.on_join
+            .push((None, Arc::new(move |auth, join| Box::pin(hook(auth, join)))));
+        self
+    }
+
+    /// [`on_join`](Self::on_join) for the joins of stream `stream` only.
+    pub fn on_join_stream<F, Fut>(mut self, stream: &str, hook: F) -> Self
+    where
+        F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.on_join.push((
+            Some(stream.to_owned()),
+            Arc::new(move |auth, join| Box::pin(hook(auth, join))),
+        ));
+        self
+    }
+
+    /// Runs `hook` when a subscription ends (a leave, or the socket's end).
+    pub fn on_leave<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_leave
+            .push((None, Arc::new(move |auth, join| Box::pin(hook(auth, join)))));
+        self
+    }
+
+    /// How sockets are accepted (origins, the largest message).
+    pub fn ws_options(mut self, options: WsOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Answers `ctx` with a connection (`401` when `authenticate` refuses).
+    pub async fn accept(&self, ctx: Context) -> Response {
+        let auth = match &self.authenticate {
+            Some(hook) => match crate::panic::catch_unwind(hook(&ctx)).await {
+                Ok(Some(auth)) => auth,
+                Ok(None) => return unauthorized(),
+                Err(payload) => {
+                    tracing::error!(
+                        panic = %crate::panic::message(payload.as_ref()),
+                        "iii authenticate hook panicked; refused"
+                    );
+                    return unauthorized();
+                }
+            },
+            None => Value::Null,
+        };
+        let endpoint = self.clone();
+        ctx.websocket_with(self.options.clone(), move |_ctx, mut socket| async move {
+            let sender = socket.sender();
+            let mut subscriptions: HashMap<String, (JoinRequest, AbortHandle)> = HashMap::new();
+            while let Some(message) = socket.recv().await {
+                let message = message?;
+                let Some(text) = message.as_text() else {
+                    continue;
+                };
+                let Some((kind, join)) = parse(text) else {
+                    tracing::debug!("iii message not understood; ignored");
+                    continue;
+                };
+                // A join for an id in use replaces it; a leave ends it.
+                if let Some((old, task)) = subscriptions.remove(&join.subscription_id) {
+                    task.abort();
+                    endpoint.left(&auth, old).await;
+                }
+                if kind == "join" {
+                    if !endpoint.may_join(&auth, &join).await {
+                        let refusal = frame(&join, now_ms(), json!({"type": "unauthorized"}));
+                        sender.send(WsMessage::text(refusal)).await?;
+                        continue;
+                    }
+                    let watcher = match endpoint.store.watch(
+                        &join.stream,
+                        &join.group,
+                        join.item.as_deref(),
+                        None,
+                    ) {
+                        Ok(watcher) => watcher,
+                        Err(error) => {
+                            tracing::debug!(%error, "iii join refused");
+                            continue;
+                        }
+                    };
+                    let task = tokio::spawn(follow(watcher, join.clone(), sender.clone()));
+                    subscriptions.insert(join.subscription_id.clone(), (join, task.abort_handle()));
+                }
+            }
+            for (_, (join, task)) in subscriptions.drain() {
+                task.abort();
+                endpoint.left(&auth, join).await;
+            }
+            Ok(())
+        })
+    }
+
+    async fn may_join(&self, auth: &AuthContext, join: &JoinRequest) -> bool {
+        for (stream, hook) in &self.on_join {
+            if stream.as_ref().is_some_and(|s| *s != join.stream) {
+                continue;
+            }
+            match crate::panic::catch_unwind(hook(auth.clone(), join.clone())).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    async fn left(&self, auth: &AuthContext, join: JoinRequest) {
+        for (stream, hook) in &self.on_leave {
+            if stream.as_ref().is_some_and(|s| *s != join.stream) {
+                continue;
+            }
+            let _ = crate::panic::catch_unwind(hook(auth.clone(), join.clone())).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for IiiEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IiiEndpoint")
+            .field("store", &self.store)
+            .field("authenticate", &self.authenticate.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends a subscription's sync and changes, in order, until the socket or
+/// the subscription ends.
+async fn follow(mut watcher: Watcher, join: JoinRequest, sender: WsSender) {
+    while let Some(event) = watcher.next().await {
+        let Some(text) = encode(&join, &event) else {
+            continue;
+        };
+        if sender.send(WsMessage::text(text)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A watcher's event in the iii protocol (`None` for a reset: the fresh
+/// sync after it says it all).
+fn encode(join: &JoinRequest, event: &WatchEvent) -> Option<String> {
+    match event {
+        WatchEvent::Reset => None,
+        WatchEvent::Sync(snapshot) => {
+            let data = match &join.item {
+                Some(item) => snapshot
+                    .items
+                    .get(item)
+                    .map(|v| with_id(v.clone(), item))
+                    .unwrap_or(Value::Null),
+                None => Value::Array(
+                    snapshot
+                        .items
+                        .iter()
+                        .map(|(id, v)| with_id(v.clone(), id))
+                        .collect(),
+                ),
+            };
+            Some(frame(
+                join,
+                snapshot.timestamp,
+                json!({"type": "sync", "data": data}),
+            ))
+        }
+        WatchEvent::Change(delta) => {
+            let change = delta.value();
+            let ts = change["ts"].as_u64().unwrap_or_else(now_ms);
+            let item = change["id"].as_str();
+            let data = change.get("data").cloned().unwrap_or(Value::Null);
+            let event = match change["type"].as_str() {
+                Some("event") => {
+                    json!({"type": "event", "event": {"type": change["event"], "data": data}})
+                }
+                Some(kind) => {
+                    let data = match item {
+                        Some(item) => with_id(data, item),
+                        None => data,
+                    };
+                    json!({"type": kind, "data": data})
+                }
+                None => return None,
+            };
+            let mut out = frame(join, ts, event);
+            if join.item.is_none() {
+                if let Some(item) = item {
+                    // A group subscriber learns which item changed.
+                    let mut value: Value = serde_json::from_str(&out).ok()?;
+                    value["id"] = json!(item);
+                    out = value.to_string();
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+/// `{"type":"stream","timestamp",…,"event":…}` for `join`.
+fn frame(join: &JoinRequest, timestamp: u64, event: Value) -> String {
+    let mut out = Map::new();
+    out.insert("type".into(), json!("stream"));
+    out.insert("timestamp".into(), json!(timestamp));
+    out.insert("streamName".into(), json!(join.stream));
+    out.insert("groupId".into(), json!(join.group));
+    if let Some(item) = &join.item {
+        out.insert("id".into(), json!(item));
+    }
+    out.insert("event".into(), event);
+    Value::Object(out).to_string()
+}
+
+/// An object value with its item's `id` (kept when it has one).
+fn with_id(value: Value, id: &str) -> Value {
+    match value {
+        Value::Object(mut map) => {
+            map.entry("id").or_insert_with(|| json!(id));
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// A client's `join` or `leave`.
+fn parse(text: &str) -> Option<(String, JoinRequest)> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let kind = value["type"].as_str()?;
+    if kind != "join" && kind != "leave" {
+        return None;
+    }
+    let data = &value["data"];
+    let text = |name: &str| data[name].as_str().map(str::to_owned);
+    Some((
+        kind.to_owned(),
+        JoinRequest {
+            subscription_id: text("subscriptionId")?,
+            stream: text("streamName")?,
+            group: text("groupId")?,
+            item: text("id"),
+        },
+    ))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn unauthorized() -> Response {
+    Response::new(http::StatusCode::UNAUTHORIZED, "unauthorized\n")
+}

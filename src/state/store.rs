@@ -1,0 +1,572 @@
+//! [`Store`]: items addressed `stream/group/item`, written under their
+//! group's lock, every change published on the group's broker channel.
+//!
+//! # Revisions
+//!
+//! A group's changes are published on one broker channel
+//! (`state:<stream>/<group>`), while the group's lock is held: the broker's
+//! position of a change — its epoch and offset — *is* the group's
+//! [`Revision`]. Changes of a group are placed in the order they were
+//! made; a snapshot read under the lock carries the revision of the last
+//! change it includes, and a subscriber that joins the channel after that
+//! revision gets every later change exactly once, in order (the broker's
+//! catch-up). Custom events ([`Store::send`]) ride the same channel and take
+//! a revision too, so a resuming client gets the events it missed as well.
+
+use serde_json::Value;
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt,
+    sync::{Arc, Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::mpsc;
+
+use super::{
+    error::StateError,
+    limits::Limits,
+    ops::{self, UpdateOp},
+    triggers::{Change, ChangeKind, Triggers},
+};
+use crate::broker::{Broker, Epoch, Position, Publication, MAX_CHANNEL_NAME};
+
+/// Where a group stands: the broker epoch of its channel and the offset of
+/// its last change (0 before the first). Written `<epoch>.<rev>` (the SSE
+/// id of a state stream).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Revision {
+    /// The epoch ("" before the first change).
+    pub epoch: String,
+    /// The revision within the epoch.
+    pub rev: u64,
+}
+
+impl Revision {
+    pub(crate) fn from_position(position: Option<&Position>) -> Revision {
+        match position {
+            Some(p) => Revision {
+                epoch: p.epoch().as_str().to_owned(),
+                rev: p.offset(),
+            },
+            None => Revision::default(),
+        }
+    }
+
+    /// The broker position, if this revision names one.
+    pub(crate) fn position(&self) -> Option<Position> {
+        let epoch = Epoch::parse(&self.epoch)?;
+        Some(Position::new(epoch, self.rev))
+    }
+
+    /// Reads `<epoch>.<rev>`.
+    pub fn parse(text: &str) -> Option<Revision> {
+        let (epoch, rev) = text.rsplit_once('.')?;
+        let rev = rev.parse().ok()?;
+        Epoch::parse(epoch)?;
+        Some(Revision {
+            epoch: epoch.to_owned(),
+            rev,
+        })
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.rev)
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The value before (`None`: absent).
+    pub old: Option<Value>,
+    /// The value after (`None`: absent).
+    pub new: Option<Value>,
+    /// The group's revision after the write (unchanged if nothing changed).
+    pub rev: Revision,
+    /// Whether the value changed (a write that changes nothing publishes
+    /// nothing).
+    pub changed: bool,
+}
+
+impl Write {
+    /// `{"old","new","rev","changed"}`, as the HTTP API answers.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "old": self.old,
+            "new": self.new,
+            "rev": self.rev.to_string(),
+            "changed": self.changed,
+        })
+    }
+}
+
+/// A group's items as one snapshot, with the revision of the last change it
+/// includes and the timestamp it takes in the group's sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Item id → value, in id order.
+    pub items: BTreeMap<String, Value>,
+    /// The revision of the last change included.
+    pub rev: Revision,
+    /// Milliseconds since the Unix epoch, above every timestamp of the
+    /// group's changes before it and below those after.
+    pub timestamp: u64,
+}
+
+/// A group's stream and name.
+type GroupKey = (Arc<str>, Arc<str>);
+
+/// One group: its items and where its channel stands, under an async lock
+/// held across the publication of a change.
+pub(crate) struct Group {
+    pub(crate) channel: Arc<str>,
+    pub(crate) stream: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) state: tokio::sync::Mutex<GroupState>,
+}
+
+#[derive(Default)]
+pub(crate) struct GroupState {
+    pub(crate) items: BTreeMap<String, Value>,
+    pub(crate) position: Option<Position>,
+    /// The last timestamp given out (changes and snapshots).
+    last_timestamp: u64,
+}
+
+impl GroupState {
+    /// The next timestamp of the group: now in milliseconds, or one past
+    /// the last one if the clock has not moved (strictly increasing).
+    pub(crate) fn next_timestamp(&mut self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.last_timestamp = now.max(self.last_timestamp + 1);
+        self.last_timestamp
+    }
+}
+
+/// Keyed state: items `stream/group/item` holding JSON values, written with
+/// [`set`](Self::set), [`update`](Self::update) and
+/// [`delete`](Self::delete), watched by subscribers that get a snapshot,
+/// then every change once, in order. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{Store, UpdateOp};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// store.set("todos", "ann", "t1", json!({"title": "milk", "done": false})).await?;
+/// let write = store.update("todos", "ann", "t1", &[
+///     UpdateOp::Set { path: vec!["done".into()], value: json!(true) },
+/// ], None).await?;
+/// assert_eq!(write.new, Some(json!({"title": "milk", "done": true})));
+/// assert_eq!(write.rev.rev, 2);
+/// assert_eq!(store.list("todos", "ann").await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) broker: Broker,
+    pub(crate) limits: Limits,
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+    /// Stream → its groups that hold items.
+    streams: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    pub(crate) triggers: Triggers,
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+/// Configures a [`Store`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct StoreBuilder {
+    broker: Option<Broker>,
+    limits: Limits,
+}
+
+impl StoreBuilder {
+    /// Publishes changes through `broker` (its history is what resuming
+    /// subscribers get back; by default a broker of the store's own that
+    /// keeps 1,000 changes per group).
+    pub fn broker(mut self, broker: Broker) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Limits on values and names.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Builds the store. Triggers run in a task of the runtime it is built
+    /// on (or the first one a write happens on).
+    pub fn build(self) -> Store {
+        let (changes, receiver) = mpsc::unbounded_channel();
+        let triggers = Triggers::default();
+        let store = Store {
+            inner: Arc::new(Inner {
+                broker: self.broker.unwrap_or_default(),
+                limits: self.limits,
+                groups: Mutex::default(),
+                streams: Mutex::default(),
+                triggers: triggers.clone(),
+                changes,
+            }),
+        };
+        triggers.start(receiver);
+        store
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// A store with the defaults.
+    pub fn new() -> Store {
+        Store::builder().build()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder {
+            broker: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The broker changes are published on.
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
+    }
+
+    /// The store's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The group `stream/group`, made on first use.
+    pub(crate) fn group(&self, stream: &str, group: &str) -> Result<Arc<Group>, StateError> {
+        let limits = &self.inner.limits;
+        limits.check_name(stream)?;
+        limits.check_name(group)?;
+        let channel = format!("state:{stream}/{group}");
+        if channel.len() > MAX_CHANNEL_NAME {
+            return Err(StateError::NamesTooLong);
+        }
+        let mut groups = lock(&self.inner.groups);
+        let key = (Arc::<str>::from(stream), Arc::<str>::from(group));
+        Ok(groups
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Group {
+                    channel: channel.into(),
+                    stream: key.0,
+                    name: key.1,
+                    state: tokio::sync::Mutex::default(),
+                })
+            })
+            .clone())
+    }
+
+    /// Item `stream/group/item`'s value.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Limit`] for a bad name.
+    pub async fn get(
+        &self,
+        stream: &str,
+        group: &str,
+        item: &str,
+    ) -> Result<Option<Value>, StateError> {
+        self.inner.limits.check_name(item)?;
+        let group = self.group(stream, group)?;
+        let state = group.state.lock().await;
+        Ok(state.items.get(item).cloned())
+    }
+
+    /// The items of `stream/group`, in id order.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Limit`] for a bad name.
+    pub async fn list(
+        &self,
+        stream: &str,
+        group: &str,
+    ) -> Result<Vec<(String, Value)>, StateError> {
+        Ok(self
+            .snapshot(stream, group, None)
+            .await?
+            .items
+            .into_iter()
+            .collect())
+    }
+
+    /// The groups of `stream` that hold items, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Limit`] for a bad name.
+    pub fn list_groups(&self, stream: &str) -> Result<Vec<String>, StateError> {
+        self.inner.limits.check_name(stream)?;
+        Ok(lock(&self.inner.streams)
+            .get(stream)
+            .map(|groups| groups.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// A snapshot of `stream/group` (only `item`, when given), with the
+    /// revision of its last change. It takes a timestamp of the group's
+    /// sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Limit`] for a bad name.
+    pub async fn snapshot(
+        &self,
+        stream: &str,
+        group: &str,
+        item: Option<&str>,
+    ) -> Result<Snapshot, StateError> {
+        if let Some(item) = item {
+            self.inner.limits.check_name(item)?;
+        }
+        let group = self.group(stream, group)?;
+        let mut state = group.state.lock().await;
+        let items = match item {
+            Some(item) => state
+                .items
+                .get(item)
+                .map(|v| BTreeMap::from([(item.to_owned(), v.clone())]))
+                .unwrap_or_default(),
+            None => state.items.clone(),
+        };
+        Ok(Snapshot {
+            items,
+            rev: Revision::from_position(state.position.as_ref()),
+            timestamp: state.next_timestamp(),
+        })
+    }
+
+    /// Sets item `stream/group/item` to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Limit`] for a bad name or a value past the limits;
+    /// [`StateError::Publish`] when the broker refused the change (nothing
+    /// changed then).
+    pub async fn set(
+        &self,
+        stream: &str,
+        group: &str,
+        item: &str,
+        value: Value,
+    ) -> Result<Write, StateError> {
+        self.inner.limits.check_value(&value)?;
+        self.write(stream, group, item, None, |_| Ok(Some(value)))
+            .await
+    }
+
+    /// Deletes item `stream/group/item` (a write that changes nothing when
+    /// it is absent).
+    ///
+    /// # Errors
+    ///
+    /// As for [`set`](Self::set).
+    pub async fn delete(&self, stream: &str, group: &str, item: &str) -> Result<Write, StateError> {
+        self.write(stream, group, item, None, |_| Ok(None)).await
+    }
+
+    /// Applies `ops` to item `stream/group/item`, all or nothing; with
+    /// `if_rev`, only if the group is at that revision.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Op`] naming the failing operation (nothing changed);
+    /// [`StateError::RevisionMismatch`]; as for [`set`](Self::set).
+    pub async fn update(
+        &self,
+        stream: &str,
+        group: &str,
+        item: &str,
+        ops: &[UpdateOp],
+        if_rev: Option<&Revision>,
+    ) -> Result<Write, StateError> {
+        let limits = self.inner.limits;
+        self.write(stream, group, item, if_rev, |old| {
+            Ok(Some(ops::apply(old, ops, &limits)?))
+        })
+        .await
+    }
+
+    /// Sends a custom event `event_type` with `data` to the subscribers of
+    /// `stream/group` (and of `item`, when given): not stored, but placed in
+    /// the group's sequence, so resuming subscribers get it too.
+    ///
+    /// # Errors
+    ///
+    /// As for [`set`](Self::set).
+    pub async fn send(
+        &self,
+        stream: &str,
+        group: &str,
+        item: Option<&str>,
+        event_type: &str,
+        data: Value,
+    ) -> Result<Revision, StateError> {
+        if let Some(item) = item {
+            self.inner.limits.check_name(item)?;
+        }
+        self.inner.limits.check_name(event_type)?;
+        self.inner.limits.check_value(&data)?;
+        let group = self.group(stream, group)?;
+        let mut state = group.state.lock().await;
+        let timestamp = state.next_timestamp();
+        let change = Change {
+            kind: ChangeKind::Event,
+            stream: group.stream.to_string(),
+            group: group.name.to_string(),
+            item: item.map(str::to_owned),
+            old: None,
+            new: None,
+            event_type: Some(event_type.to_owned()),
+            data: Some(data),
+            rev: Revision::default(),
+            timestamp,
+        };
+        let rev = self.publish(&group, &mut state, change).await?;
+        Ok(rev)
+    }
+
+    /// The write of every kind: `make` turns the old value into the new one
+    /// (`None`: absent) under the group's lock.
+    async fn write(
+        &self,
+        stream: &str,
+        group: &str,
+        item: &str,
+        if_rev: Option<&Revision>,
+        make: impl FnOnce(Option<&Value>) -> Result<Option<Value>, StateError>,
+    ) -> Result<Write, StateError> {
+        self.inner.limits.check_name(item)?;
+        let group = self.group(stream, group)?;
+        let mut state = group.state.lock().await;
+        let current = Revision::from_position(state.position.as_ref());
+        if let Some(expected) = if_rev {
+            if *expected != current {
+                return Err(StateError::RevisionMismatch {
+                    expected: expected.to_string(),
+                    actual: current.to_string(),
+                });
+            }
+        }
+        let old = state.items.get(item).cloned();
+        let new = make(old.as_ref())?;
+        if new == old {
+            return Ok(Write {
+                old,
+                new,
+                rev: current,
+                changed: false,
+            });
+        }
+        let kind = match (&old, &new) {
+            (None, _) => ChangeKind::Create,
+            (Some(_), Some(_)) => ChangeKind::Update,
+            (Some(_), None) => ChangeKind::Delete,
+        };
+        let timestamp = state.next_timestamp();
+        let change = Change {
+            kind,
+            stream: group.stream.to_string(),
+            group: group.name.to_string(),
+            item: Some(item.to_owned()),
+            old: old.clone(),
+            new: new.clone(),
+            event_type: None,
+            data: None,
+            rev: Revision::default(),
+            timestamp,
+        };
+        let rev = self.publish(&group, &mut state, change).await?;
+        match &new {
+            Some(value) => {
+                state.items.insert(item.to_owned(), value.clone());
+            }
+            None => {
+                state.items.remove(item);
+            }
+        }
+        self.index_group(&group, !state.items.is_empty());
+        Ok(Write {
+            old,
+            new,
+            rev,
+            changed: true,
+        })
+    }
+
+    /// Publishes `change` on the group's channel (the lock held: revisions
+    /// follow the order of changes), then hands it to the triggers.
+    async fn publish(
+        &self,
+        group: &Group,
+        state: &mut GroupState,
+        mut change: Change,
+    ) -> Result<Revision, StateError> {
+        let publication = Publication::new(change.wire_json()).event(change.kind.as_str());
+        let position = self
+            .inner
+            .broker
+            .publish(&group.channel, publication)
+            .await?;
+        let rev = Revision::from_position(Some(&position));
+        state.position = Some(position);
+        change.rev = rev.clone();
+        if self.inner.triggers.any() {
+            let _ = self.inner.changes.send(change);
+        }
+        Ok(rev)
+    }
+
+    fn index_group(&self, group: &Group, holds_items: bool) {
+        let mut streams = lock(&self.inner.streams);
+        if holds_items {
+            streams
+                .entry(group.stream.to_string())
+                .or_default()
+                .insert(group.name.to_string());
+        } else if let Some(groups) = streams.get_mut(&*group.stream) {
+            groups.remove(&*group.name);
+            if groups.is_empty() {
+                streams.remove(&*group.stream);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("groups", &lock(&self.inner.groups).len())
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
