@@ -828,3 +828,53 @@ async fn the_iii_endpoint_speaks_join_and_leave() {
     assert!(quiet.is_err(), "a left subscription still got {quiet:?}");
     server.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------
+// Named-event streams: `watch`
+// ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn event_streams_watch_state_and_resume_from_a_revision() {
+    let store = Store::new();
+    let stream = rill::events::EventStream::builder()
+        .state(store.clone())
+        .authorize_watch(|_ctx, access| access.stream != "secret")
+        .build();
+    let server = start(Router::new().get("/ws", move |ctx: Context| {
+        let stream = stream.clone();
+        async move { stream.accept(ctx) }
+    }))
+    .await;
+    store.set("todos", "cy", "a", json!(1)).await.unwrap();
+    let (mut ws, _) = WsClient::connect(server.addr, "/ws", &[]).await.unwrap();
+    ws.send_text(r#"{"watch":"todos/cy"}"#).await;
+    ws.send_text(r#"{"watch":"secret/cy"}"#).await;
+    let line = |text: String| -> Value { serde_json::from_str(text.trim_end()).unwrap() };
+    let sync = line(ws.recv_text().await.unwrap());
+    assert_eq!(sync["state"], "todos/cy");
+    assert_eq!(sync["sync"], json!({"a": 1}));
+    let refused = line(ws.recv_text().await.unwrap());
+    assert_eq!(refused, json!({"state": "secret/cy", "error": "forbidden"}));
+    store.set("todos", "cy", "b", json!(2)).await.unwrap();
+    let change = line(ws.recv_text().await.unwrap());
+    assert_eq!(change["change"]["type"], "create");
+    assert_eq!(change["change"]["id"], "b");
+    let rev = change["rev"].as_str().unwrap().to_owned();
+    ws.vanish();
+    store.delete("todos", "cy", "a").await.unwrap();
+    let (mut ws, _) = WsClient::connect(server.addr, "/ws", &[]).await.unwrap();
+    ws.send_text(&json!({"watch": "todos/cy", "since": rev}).to_string())
+        .await;
+    let missed = line(ws.recv_text().await.unwrap());
+    assert_eq!(
+        missed["change"]["type"], "delete",
+        "the missed change, no snapshot: {missed}"
+    );
+    assert_eq!(missed["change"]["id"], "a");
+    ws.send_text(r#"{"unwatch":"todos/cy"}"#).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.set("todos", "cy", "c", json!(3)).await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), ws.recv_text()).await;
+    assert!(quiet.is_err(), "an unwatched group still sent {quiet:?}");
+    server.shutdown().await.unwrap();
+}

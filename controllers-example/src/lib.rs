@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use cable_token::CableSecret;
 use controllers::{
-    chat_hub, CableController, ChatController, EventsController, LiveController, Metrics,
-    PagesController, SocketsController, StatsController,
+    chat_hub, state_routes, CableController, ChatController, EventsController, LiveController,
+    Metrics, PagesController, SocketsController, StatsController, TodosController,
 };
 
 /// The whole app: every controller's routes on one router, with a random
@@ -28,14 +28,18 @@ pub fn app() -> Router {
 pub fn app_with(secret: CableSecret) -> Router {
     let metrics = Arc::new(Metrics::default());
     let hub = chat_hub();
+    let store = rill::state::Store::new();
     let router = Router::new()
         .controller(Arc::new(PagesController))
         .controller(Arc::new(LiveController::new(metrics.clone())))
         .controller(Arc::new(EventsController))
         .controller(Arc::new(StatsController::new(metrics)))
         .controller(Arc::new(ChatController))
-        .controller(Arc::new(SocketsController::new(hub.clone())))
-        .controller(Arc::new(CableController::new(secret)));
+        .controller(Arc::new(SocketsController::new(hub.clone(), store.clone())))
+        .controller(Arc::new(CableController::new(secret)))
+        .controller(Arc::new(TodosController::new(store.clone())));
+    // GET/PUT/PATCH/DELETE /state/:stream/:group/:item, …
+    let router = state_routes(router, &store);
     // GET /hub, GET /hub/stats, POST /hub/broadcast
     hub.mount(router, "/hub")
 }

@@ -66,6 +66,7 @@ use crate::{
     hub::Hub,
     pipe,
     response::Response,
+    state::{Access, Store},
     ws::{handshake, shared::SocketShared, socket::Receiver, Launch, Prepared, WsOptions},
 };
 use connection::{ConnShared, PipeOutbox, QueueLimits, BROADCAST_CHANNEL};
@@ -87,6 +88,7 @@ pub const CLIENT_JS: &str = include_str!("client/rill.js");
 pub const CLIENT_DTS: &str = include_str!("client/rill.d.ts");
 
 type Hook = Box<dyn Fn(Connection) -> HandlerFuture + Send + Sync>;
+type AuthorizeWatch = Box<dyn Fn(&Context, &Access<'_>) -> bool + Send + Sync>;
 
 /// A named-event stream: the server's side of the protocol the JavaScript
 /// client speaks. Cheap to clone; clones share handlers and connections.
@@ -121,6 +123,8 @@ struct Inner {
     handlers: Handlers,
     broker: Broker,
     hub: Option<Hub>,
+    state: Option<Store>,
+    authorize_watch: Option<AuthorizeWatch>,
     options: WsOptions,
     limits: QueueLimits,
     on_connect: Vec<Hook>,
@@ -147,6 +151,8 @@ struct Inner {
 pub struct EventStreamBuilder {
     broker: Option<Broker>,
     hub: Option<Hub>,
+    state: Option<Store>,
+    authorize_watch: Option<AuthorizeWatch>,
     options: WsOptions,
     limits: QueueLimits,
     on_connect: Vec<Hook>,
@@ -158,6 +164,8 @@ impl Default for EventStreamBuilder {
         EventStreamBuilder {
             broker: None,
             hub: None,
+            state: None,
+            authorize_watch: None,
             options: WsOptions::default(),
             limits: QueueLimits {
                 lines: DEFAULT_QUEUE,
@@ -179,6 +187,26 @@ impl EventStreamBuilder {
     /// reaches SSE and WebSocket subscribers with the same id.
     pub fn hub(mut self, hub: Hub) -> Self {
         self.hub = Some(hub);
+        self
+    }
+
+    /// Lets clients watch `store`'s groups and items over the stream
+    /// (`watch(stream, group, cb)` in the client): a snapshot, then every
+    /// change once, in order, resumed after a reconnect from the last
+    /// revision. Every watch is allowed unless
+    /// [`authorize_watch`](Self::authorize_watch) says otherwise.
+    pub fn state(mut self, store: Store) -> Self {
+        self.state = Some(store);
+        self
+    }
+
+    /// Asks `hook` before every watch (`write` is `false`): a refusal is
+    /// answered `{"state":…,"error":"forbidden"}`.
+    pub fn authorize_watch(
+        mut self,
+        hook: impl Fn(&Context, &Access<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.authorize_watch = Some(Box::new(hook));
         self
     }
 
@@ -251,6 +279,8 @@ impl EventStreamBuilder {
                 handlers: Handlers::default(),
                 broker,
                 hub: self.hub,
+                state: self.state,
+                authorize_watch: self.authorize_watch,
                 options: self.options,
                 limits: self.limits,
                 on_connect: self.on_connect,

@@ -7,10 +7,12 @@
 //! still answered); only once the queue is full does reading wait, and TCP
 //! slows the client.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
+use tokio::task::AbortHandle;
 
 use super::{
     connection::Connection,
+    error::EventError,
     handlers::Data,
     sink::{EventSink, Role},
     wire::{self, ClientMessage},
@@ -20,6 +22,7 @@ use crate::{
     broker::{BrokerSubscription, SubscribeOptions},
     context::Context,
     hub::Hub,
+    state::{Access, Revision},
     ws::socket::Receiver,
 };
 
@@ -45,6 +48,7 @@ pub(crate) async fn run(
         return;
     }
     let mut channels = HubChannels::new(inner.hub.clone(), &ctx, &conn);
+    let mut watches = Watches::default();
     let _counted = inner.count_connection();
     for hook in &inner.on_connect {
         super::run_hook("on_connect", hook(conn.clone())).await;
@@ -78,6 +82,10 @@ pub(crate) async fn run(
                     presence,
                 }) => channels.subscribe(&channel, since.as_deref(), presence),
                 Ok(ClientMessage::Unsubscribe { channel }) => channels.unsubscribe(&channel),
+                Ok(ClientMessage::Watch { key, since }) => {
+                    watches.watch(&stream, &ctx, &conn, key, since.as_deref());
+                }
+                Ok(ClientMessage::Unwatch { key }) => watches.unwatch(&key),
                 Err(error) => {
                     let _ = conn.send_line(&wire::error_line(None, &error.to_string()));
                 }
@@ -87,8 +95,99 @@ pub(crate) async fn run(
 
     drop(broadcast);
     channels.leave_all();
+    watches.stop_all();
     for hook in &inner.on_disconnect {
         super::run_hook("on_disconnect", hook(conn.clone())).await;
+    }
+}
+
+/// The state groups and items a connection watches: a task each, sending
+/// the watcher's events as lines, in order.
+#[derive(Default)]
+struct Watches {
+    tasks: HashMap<String, AbortHandle>,
+}
+
+impl Watches {
+    fn watch(
+        &mut self,
+        stream: &EventStream,
+        ctx: &Context,
+        conn: &Connection,
+        key: String,
+        since: Option<&str>,
+    ) {
+        let inner = &stream.inner;
+        let refuse = |why: &str| {
+            let _ = conn.send_line(&wire::state_error(&key, why));
+        };
+        let Some(store) = inner.state.clone() else {
+            return refuse("this stream has no state");
+        };
+        let mut parts = key.splitn(3, '/');
+        let (Some(name), Some(group)) = (parts.next(), parts.next()) else {
+            return refuse("a watch is \"<stream>/<group>\" or \"<stream>/<group>/<item>\"");
+        };
+        let item = parts.next();
+        let access = Access {
+            stream: name,
+            group: Some(group),
+            item,
+            write: false,
+        };
+        if let Some(authorize) = &inner.authorize_watch {
+            if !authorize(ctx, &access) {
+                return refuse("forbidden");
+            }
+        }
+        let since = since.and_then(Revision::parse);
+        let mut watcher = match store.watch(name, group, item, since) {
+            Ok(watcher) => watcher,
+            Err(error) => return refuse(&error.to_string()),
+        };
+        if let Some(old) = self.tasks.remove(&key) {
+            old.abort();
+        }
+        let conn = conn.clone();
+        let line_key = key.clone();
+        let (name, group, item) = (name.to_owned(), group.to_owned(), item.map(str::to_owned));
+        let task = tokio::spawn(async move {
+            while let Some(event) = watcher.next().await {
+                match conn.send_line(&wire::state_line(&line_key, &event)) {
+                    Ok(()) => {}
+                    // A change did not fit (the stream drops rather than
+                    // disconnects): once there is room, the client starts
+                    // over from a reset and a fresh snapshot.
+                    Err(EventError::Full) => {
+                        if conn.ready().await.is_err() {
+                            return;
+                        }
+                        match store.watch(&name, &group, item.as_deref(), None) {
+                            Ok(fresh) => watcher = fresh,
+                            Err(_) => return,
+                        }
+                        let reset = wire::state_line(&line_key, &crate::state::WatchEvent::Reset);
+                        if conn.send_line(&reset).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        self.tasks.insert(key, task.abort_handle());
+    }
+
+    fn unwatch(&mut self, key: &str) {
+        if let Some(task) = self.tasks.remove(key) {
+            task.abort();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
     }
 }
 

@@ -13,6 +13,9 @@ use crate::broker::{Message, MessageKind, Position};
 /// The longest event name a client may send, in bytes.
 pub const MAX_EVENT_NAME: usize = 256;
 
+/// The longest state key a client may watch (`stream/group/item`).
+pub(crate) const MAX_STATE_KEY: usize = 800;
+
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ClientMessage {
@@ -27,6 +30,11 @@ pub(crate) enum ClientMessage {
     },
     /// Leave a hub channel.
     Unsubscribe { channel: String },
+    /// Watch a state group or item (`"<stream>/<group>[/<item>]"`), after
+    /// a revision when given.
+    Watch { key: String, since: Option<String> },
+    /// Stop watching.
+    Unwatch { key: String },
 }
 
 /// Why a client's line was not understood; the client is told, and the
@@ -39,8 +47,9 @@ pub(crate) enum WireError {
     /// The line is JSON but not an object.
     #[error("a message is a JSON object")]
     NotAnObject,
-    /// The object has none of `event`, `subscribe`, `unsubscribe`.
-    #[error("a message has \"event\", \"subscribe\" or \"unsubscribe\"")]
+    /// The object has none of `event`, `subscribe`, `unsubscribe`,
+    /// `watch`, `unwatch`.
+    #[error("a message has \"event\", \"subscribe\", \"unsubscribe\", \"watch\" or \"unwatch\"")]
     Unknown,
     /// A field has the wrong type or size.
     #[error("\"{field}\" must be {expected}")]
@@ -96,6 +105,18 @@ fn parse_line(line: &str) -> Result<ClientMessage, WireError> {
     if let Some(channel) = object.remove("unsubscribe") {
         let channel = string_field(channel, "unsubscribe", crate::broker::MAX_CHANNEL_NAME)?;
         return Ok(ClientMessage::Unsubscribe { channel });
+    }
+    if let Some(key) = object.remove("watch") {
+        let key = string_field(key, "watch", MAX_STATE_KEY)?;
+        let since = match object.remove("since") {
+            None | Some(Value::Null) => None,
+            Some(since) => Some(string_field(since, "since", 64)?),
+        };
+        return Ok(ClientMessage::Watch { key, since });
+    }
+    if let Some(key) = object.remove("unwatch") {
+        let key = string_field(key, "unwatch", MAX_STATE_KEY)?;
+        return Ok(ClientMessage::Unwatch { key });
     }
     Err(WireError::Unknown)
 }
@@ -201,6 +222,43 @@ pub(crate) fn error_line(channel: Option<&str>, error: &str) -> Bytes {
 
 /// `{"gap":<n>}`: `n` events of the stream did not fit the connection's
 /// queue and were dropped.
+/// A state watcher's event for the watch `key`: `{"state":key,"sync":
+/// {items},"rev":…,"ts":…}`, `{"state":key,"change":{…},"rev":…}` or
+/// `{"state":key,"reset":true}`.
+pub(crate) fn state_line(key: &str, event: &crate::state::WatchEvent) -> Bytes {
+    use crate::state::WatchEvent;
+    let mut out = String::from(r#"{"state":"#);
+    out.push_str(&json_string(key));
+    match event {
+        WatchEvent::Sync(snapshot) => {
+            out.push_str(r#","sync":"#);
+            out.push_str(&serde_json::to_string(&snapshot.items).unwrap_or_else(|_| "{}".into()));
+            out.push_str(r#","rev":"#);
+            out.push_str(&json_string(&snapshot.rev.to_string()));
+            out.push_str(r#","ts":"#);
+            out.push_str(&snapshot.timestamp.to_string());
+        }
+        WatchEvent::Change(delta) => {
+            out.push_str(r#","change":"#);
+            out.push_str(delta.json());
+            out.push_str(r#","rev":"#);
+            out.push_str(&json_string(&delta.rev().to_string()));
+        }
+        WatchEvent::Reset => out.push_str(r#","reset":true"#),
+    }
+    out.push_str("}\n");
+    Bytes::from(out)
+}
+
+/// `{"state":key,"error":…}`: a watch refused.
+pub(crate) fn state_error(key: &str, error: &str) -> Bytes {
+    Bytes::from(format!(
+        "{{\"state\":{},\"error\":{}}}\n",
+        json_string(key),
+        json_string(error)
+    ))
+}
+
 pub(crate) fn gap_line(dropped: u64) -> Bytes {
     Bytes::from(format!("{{\"gap\":{dropped}}}\n"))
 }

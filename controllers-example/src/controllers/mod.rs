@@ -7,6 +7,7 @@ mod live;
 mod pages;
 mod sockets;
 mod stats;
+mod todos;
 
 pub use cable::{CableController, ACTIONCABLE_VERSION};
 pub use chat::{chat_hub, ChatController};
@@ -15,6 +16,7 @@ pub use live::LiveController;
 pub use pages::PagesController;
 pub use sockets::{SocketsController, TICK_INTERVAL, TOKEN_INTERVAL};
 pub use stats::StatsController;
+pub use todos::{state_routes, TodosController};
 
 use std::sync::atomic::AtomicU64;
 

@@ -8,7 +8,8 @@
 //!   (`{"symbol","qty","side"}`) → `order-ack` with the same fields plus
 //!   `"id"` to that client, and `trade` with the same fields plus `"by"`
 //!   (the connection's id) to every client. The stream also reaches the
-//!   hub's channels (`subscribe` in the client).
+//!   hub's channels (`subscribe` in the client) and the state store's
+//!   groups (`watch` in the client).
 //! * `GET /ws/echo` — a raw WebSocket echo (text and binary, verbatim), the
 //!   endpoint the Autobahn conformance cases run against.
 //! * `GET /rill.js`, `GET /rill.d.ts` — the client and its types.
@@ -16,6 +17,7 @@
 use rill::{
     events::{Connection, Data, EventStream},
     hub::Hub,
+    state::Store,
     ws::WsOptions,
     Context, Controller, Response, Routes,
 };
@@ -54,10 +56,11 @@ impl Controller for SocketsController {
 }
 
 impl SocketsController {
-    /// The controller, with `/ws` reaching `hub`'s channels.
-    pub fn new(hub: Hub) -> Self {
+    /// The controller, with `/ws` reaching `hub`'s channels and `store`'s
+    /// state (`watch` in the client).
+    pub fn new(hub: Hub, store: Store) -> Self {
         SocketsController {
-            stream: event_stream(hub),
+            stream: event_stream(hub, store),
         }
     }
 
@@ -84,11 +87,12 @@ impl SocketsController {
 }
 
 /// The `/ws` stream and its handlers.
-fn event_stream(hub: Hub) -> EventStream {
+fn event_stream(hub: Hub, store: Store) -> EventStream {
     let tickers = Arc::new(Tickers::default());
     let stopping = tickers.clone();
     let stream = EventStream::builder()
         .hub(hub)
+        .state(store)
         .on_disconnect(move |conn| {
             let tickers = stopping.clone();
             async move {

@@ -55,6 +55,40 @@ export interface ChannelSubscription {
   unsubscribe(): void;
 }
 
+/** A change of a watched state group or item. */
+export interface StateChange {
+  type: "sync" | "create" | "update" | "delete" | "event";
+  /** The item (absent for a sync, or an event to the whole group). */
+  id?: string;
+  /** The new value (the old one for a delete, the event's data). */
+  data?: unknown;
+  /** The custom event's type. */
+  event?: string;
+  /** Milliseconds since the Unix epoch, increasing per group. */
+  ts: number;
+}
+
+/** What `watch` accepts. */
+export interface WatchOptions {
+  /** Watch one item of the group. */
+  item?: string;
+  /** Start after this revision (`<epoch>.<rev>`). */
+  since?: string;
+  /** Continuity was lost: a fresh snapshot follows. */
+  onReset?: (key: string) => void;
+  onError?: (error: Error) => void;
+}
+
+/** A watch of a state group or item. */
+export interface StateWatch {
+  readonly key: string;
+  /** The revision of the last sync or change received. */
+  readonly rev: string | null;
+  /** Item id → value, as of the last sync or change. */
+  readonly items: Record<string, unknown>;
+  unwatch(): void;
+}
+
 /** An open (or reopening) stream. */
 export interface RillStream {
   readonly state: StreamState;
@@ -74,6 +108,14 @@ export interface RillStream {
     options?: SubscribeOptions,
   ): ChannelSubscription;
   unsubscribe(channel: string): void;
+  /** Watches a state group (or one item): a snapshot, then every change once, in order. */
+  watch(
+    stream: string,
+    group: string,
+    cb: (items: Record<string, unknown>, change: StateChange) => void,
+    options?: WatchOptions,
+  ): StateWatch;
+  unwatch(key: string): void;
   /** Closes for good: no reconnect. */
   close(): void;
 }

@@ -7,6 +7,7 @@
 //   s.on("tick", (tick) => console.log(tick.price));
 //   s.send("stream-start");
 //   s.subscribe("prices", (data, meta) => console.log(meta.id, data));
+//   s.watch("todos", "ann", (items, change) => render(items));
 //
 // Wire format: text messages of JSON objects, one per line (see rill's
 // docs/websocket.md). The server keeps the order per connection; this
@@ -43,6 +44,7 @@ class RillStream {
     this._listeners = new Map();
     this._stateListeners = new Set();
     this._channels = new Map();
+    this._watches = new Map();
     this._queue = [];
     this._attempt = 0;
     this._timer = null;
@@ -163,6 +165,46 @@ class RillStream {
     return sub.handle(cb);
   }
 
+  /**
+   * Watches a state group (or one item: `options.item`): `cb(items, change)`
+   * after the snapshot (`change.type === "sync"`) and after every change
+   * (`{id, type: "create"|"update"|"delete"|"event", data, ts}`), `items`
+   * being an object item id → value. After a reconnect the watch resumes
+   * from the last revision: every change once, in order — or, when the
+   * server cannot continue, `options.onReset()` and a fresh snapshot.
+   * `options.since` starts after a revision (`<epoch>.<rev>`).
+   * Returns `{ key, rev, items, unwatch() }`.
+   */
+  watch(stream, group, cb, options = {}) {
+    const key = options.item === undefined ? `${stream}/${group}` : `${stream}/${group}/${options.item}`;
+    const w = {
+      key,
+      cb,
+      rev: options.since ?? null,
+      items: {},
+      onReset: options.onReset || null,
+      onError: options.onError || null,
+    };
+    this._watches.set(key, w);
+    if (this._isOpen()) this._ws.send(watchLine(w));
+    return {
+      key,
+      get rev() {
+        return w.rev;
+      },
+      get items() {
+        return w.items;
+      },
+      unwatch: () => this.unwatch(key),
+    };
+  }
+
+  /** Stops a watch (by the `key` `watch` returned). */
+  unwatch(key) {
+    if (!this._watches.delete(key)) return;
+    if (this._isOpen()) this._ws.send(JSON.stringify({ unwatch: key }));
+  }
+
   /** Leaves a hub channel (every callback of it). */
   unsubscribe(channel) {
     if (!this._channels.delete(channel)) return;
@@ -221,6 +263,7 @@ class RillStream {
       // in one message.
       const lines = [];
       for (const sub of this._channels.values()) lines.push(subscribeLine(sub));
+      for (const w of this._watches.values()) lines.push(watchLine(w));
       lines.push(...this._queue);
       this._queue = [];
       this._setState("open");
@@ -279,6 +322,7 @@ class RillStream {
         continue;
       }
       if (typeof message.channel === "string") this._channelMessage(message);
+      else if (typeof message.state === "string") this._stateMessage(message);
       else if (typeof message.event === "string") this._emit(message.event, message.data);
       else if (typeof message.gap === "number") {
         if (this._onGap) guard(this._onError, () => this._onGap(message.gap));
@@ -290,6 +334,28 @@ class RillStream {
     const set = this._listeners.get(name);
     if (!set) return;
     for (const cb of [...set]) guard(this._onError, () => cb(data, name));
+  }
+
+  _stateMessage(message) {
+    const w = this._watches.get(message.state);
+    if (!w) return;
+    if (message.sync !== undefined) {
+      w.items = { ...message.sync };
+      w.rev = message.rev;
+      guard(this._onError, () => w.cb(w.items, { type: "sync", ts: message.ts }));
+    } else if (message.change !== undefined) {
+      const change = message.change;
+      if (change.type === "create" || change.type === "update") w.items[change.id] = change.data;
+      else if (change.type === "delete") delete w.items[change.id];
+      w.rev = message.rev;
+      guard(this._onError, () => w.cb(w.items, change));
+    } else if (message.reset === true) {
+      if (w.onReset) guard(this._onError, () => w.onReset(w.key));
+    } else if (typeof message.error === "string") {
+      const error = new Error(`rill: ${message.state}: ${message.error}`);
+      if (w.onError) guard(this._onError, () => w.onError(error));
+      else this._onError(error);
+    }
   }
 
   _channelMessage(message) {
@@ -323,6 +389,12 @@ function subscribeLine(sub) {
   const line = { subscribe: sub.channel };
   if (sub.lastId !== null) line.since = sub.lastId;
   if (sub.presence) line.presence = true;
+  return JSON.stringify(line);
+}
+
+function watchLine(w) {
+  const line = { watch: w.key };
+  if (w.rev !== null) line.since = w.rev;
   return JSON.stringify(line);
 }
 
