@@ -55,10 +55,12 @@
 //!   subscribers, with filters, replay, slow-consumer policy, HTTP endpoints.
 //! * `cable` — [`cable::Cable`]: ActionCable-compatible channels for the
 //!   official Rails and AnyCable clients.
+//! * `state` — [`state::Store`]: keyed state (stream/group/item) with atomic
+//!   updates, watched as a snapshot then every change once, in order.
 //!
 //! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
-//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md`, `docs/cable.md` and
-//! `docs/security.md` (limits and timeouts).
+//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md`, `docs/cable.md`,
+//! `docs/state.md` and `docs/security.md` (limits and timeouts).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -165,4 +167,6 @@ mod guides {
     struct WebSocket;
     #[doc = include_str!("../docs/cable.md")]
     struct Cable;
+    #[doc = include_str!("../docs/state.md")]
+    struct State;
 }
