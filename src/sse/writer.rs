@@ -96,7 +96,10 @@ impl SseWriter {
             .await
     }
 
-    async fn send_fields(
+    /// Sends one event from its fields, encoded straight into the outgoing
+    /// buffer (nothing allocated): for transports that hold the fields
+    /// already (the state store's watchers).
+    pub(crate) async fn send_fields(
         &mut self,
         event: Option<&str>,
         id: Option<&str>,

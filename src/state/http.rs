@@ -292,11 +292,24 @@ async fn follow(
     mut watcher: Watcher,
     mut writer: sse::SseWriter,
 ) -> Result<(), crate::error::BoxError> {
+    // The id of each change is written into one reused buffer: a delivery
+    // allocates nothing here (the change's JSON is shared by every watcher).
+    let mut id = String::new();
     loop {
         tokio::select! {
             event = watcher.next() => {
                 let Some(event) = event else { return Ok(()) };
-                writer.send(sse_event(&event)).await?;
+                match &event {
+                    WatchEvent::Change(delta) => {
+                        use std::fmt::Write as _;
+                        id.clear();
+                        let _ = write!(id, "{}", delta.rev_display());
+                        writer
+                            .send_fields(Some(delta.kind().as_str()), Some(&id), None, Some(delta.json()))
+                            .await?;
+                    }
+                    other => writer.send(sse_event(other)).await?,
+                }
             }
             () = writer.disconnected() => return Ok(()),
         }

@@ -74,6 +74,13 @@ impl Delta {
         Revision::from_position(Some(self.message.position()))
     }
 
+    /// [`rev`](Self::rev) without building a [`Revision`]: it writes
+    /// `<epoch>.<rev>`.
+    pub fn rev_display(&self) -> impl std::fmt::Display + '_ {
+        let position = self.message.position();
+        RevDisplay(position.epoch().as_str(), position.offset())
+    }
+
     /// The change as JSON text: `{"id":…,"type":…,"data":…,"ts":…}` (`id`
     /// absent for an event to the whole group, `event` for an event's
     /// type; `data` the new value, the old one for a delete).
@@ -84,6 +91,15 @@ impl Delta {
     /// The change, parsed.
     pub fn value(&self) -> Value {
         serde_json::from_str(self.message.data()).unwrap_or(Value::Null)
+    }
+}
+
+/// `<epoch>.<rev>`, written from a position's parts.
+struct RevDisplay<'a>(&'a str, u64);
+
+impl std::fmt::Display for RevDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
     }
 }
 
