@@ -19,7 +19,7 @@ seconds=${1:-15}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(sse_encoder router query last_event_id hub_broadcast content_length cable_command)
+    targets=(sse_encoder router query last_event_id hub_broadcast content_length cable_command state_ops)
 fi
 
 say() { echo "fuzz: $*"; }

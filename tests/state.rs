@@ -676,15 +676,27 @@ async fn next_frames(response: &mut RawResponse, want: usize) -> Vec<(String, St
 #[tokio::test]
 async fn sse_follows_a_group_and_resumes_with_last_event_id() {
     let store = Store::new();
-    let server = start(StateApi::new(store.clone()).mount(Router::new(), "/state")).await;
+    let api = StateApi::new(store.clone()).retry(Duration::from_millis(250));
+    let server = start(api.mount(Router::new(), "/state")).await;
     store
         .set("todos", "bo", "t1", json!({"title": "a"}))
         .await
         .unwrap();
     let accept = "Accept: text/event-stream\r\n";
     let mut sse = request(server.addr, "GET", "/state/todos/bo", "", accept).await;
-    let sync = next_frames(&mut sse, 1).await;
-    assert_eq!(sync[0].0, "sync");
+    // The first chunk is the sync, which carries the stream's retry.
+    let first = String::from_utf8(sse.next_chunk().await.unwrap().unwrap()).unwrap();
+    assert!(first.contains("\nretry: 250\n"), "{first:?}");
+    let data = first
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let sync = [(
+        "sync".to_owned(),
+        String::new(),
+        serde_json::from_str::<Value>(data).unwrap(),
+    )];
+    assert!(first.starts_with("event: sync\n"), "{first:?}");
     assert_eq!(sync[0].2["items"], json!({"t1": {"title": "a"}}));
     store
         .set("todos", "bo", "t2", json!({"title": "b"}))

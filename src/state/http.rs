@@ -64,6 +64,7 @@ type Authorize = Arc<dyn Fn(&Context, &Access<'_>) -> bool + Send + Sync>;
 pub struct StateApi {
     store: Store,
     authorize: Option<Authorize>,
+    retry: Option<std::time::Duration>,
 }
 
 impl StateApi {
@@ -73,7 +74,15 @@ impl StateApi {
         StateApi {
             store,
             authorize: None,
+            retry: None,
         }
+    }
+
+    /// Tells SSE clients to reconnect after `interval` (`retry:`) instead of
+    /// their default (3 s in browsers).
+    pub fn retry(mut self, interval: std::time::Duration) -> Self {
+        self.retry = Some(interval);
+        self
     }
 
     /// Asks `hook` before every request: `false` answers `403`.
@@ -118,6 +127,13 @@ impl StateApi {
         self.read(ctx, true).await
     }
 
+    fn sse_options(&self) -> SseOptions {
+        match self.retry {
+            Some(interval) => SseOptions::new().retry(interval),
+            None => SseOptions::new(),
+        }
+    }
+
     fn allowed(&self, ctx: &Context, access: Access<'_>) -> bool {
         self.authorize
             .as_ref()
@@ -158,7 +174,7 @@ impl StateApi {
             let since = sse::last_event_id(ctx.headers(), ctx.query("lastEventId"))
                 .and_then(|id| Revision::parse(&id));
             return match self.store.watch(&stream, &group, item.as_deref(), since) {
-                Ok(watcher) => ctx.sse_with(SseOptions::new(), move |_ctx, writer| {
+                Ok(watcher) => ctx.sse_with(self.sse_options(), move |_ctx, writer| {
                     follow(watcher, writer)
                 }),
                 Err(error) => error_response(&error),

@@ -18,7 +18,7 @@
 
 use serde_json::{json, Map, Value};
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
-use tokio::task::AbortHandle;
+use tokio::{sync::mpsc, task::AbortHandle};
 
 use super::{
     store::Store,
@@ -165,7 +165,10 @@ impl IiiEndpoint {
         let endpoint = self.clone();
         ctx.websocket_with(self.options.clone(), move |_ctx, mut socket| async move {
             let sender = socket.sender();
-            let mut subscriptions: HashMap<String, (JoinRequest, AbortHandle)> = HashMap::new();
+            // Subscription id → its join; (stream, group) → the group's one
+            // pipeline, which serves every subscription of that group.
+            let mut subscriptions: HashMap<String, JoinRequest> = HashMap::new();
+            let mut pipelines: HashMap<(String, String), Pipeline> = HashMap::new();
             while let Some(message) = socket.recv().await {
                 let message = message?;
                 let Some(text) = message.as_text() else {
@@ -176,34 +179,44 @@ impl IiiEndpoint {
                     continue;
                 };
                 // A join for an id in use replaces it; a leave ends it.
-                if let Some((old, task)) = subscriptions.remove(&join.subscription_id) {
-                    task.abort();
+                if let Some(old) = subscriptions.remove(&join.subscription_id) {
+                    let key = (old.stream.clone(), old.group.clone());
+                    if let Some(pipeline) = pipelines.get(&key) {
+                        if !pipeline.send(Command::Leave(old.subscription_id.clone())) {
+                            pipelines.remove(&key);
+                        }
+                    }
                     endpoint.left(&auth, old).await;
                 }
-                if kind == "join" {
-                    if !endpoint.may_join(&auth, &join).await {
-                        let refusal = frame(&join, now_ms(), json!({"type": "unauthorized"}));
-                        sender.send(WsMessage::text(refusal)).await?;
-                        continue;
-                    }
-                    let watcher = match endpoint.store.watch(
-                        &join.stream,
-                        &join.group,
-                        join.item.as_deref(),
-                        None,
-                    ) {
+                if kind != "join" {
+                    continue;
+                }
+                if !endpoint.may_join(&auth, &join).await {
+                    let refusal = frame(&join, now_ms(), json!({"type": "unauthorized"}));
+                    sender.send(WsMessage::text(refusal)).await?;
+                    continue;
+                }
+                let key = (join.stream.clone(), join.group.clone());
+                let alive = pipelines
+                    .get(&key)
+                    .is_some_and(|p| p.send(Command::Join(join.clone())));
+                if !alive {
+                    let watcher = match endpoint.store.watch(&join.stream, &join.group, None, None)
+                    {
                         Ok(watcher) => watcher,
                         Err(error) => {
                             tracing::debug!(%error, "iii join refused");
                             continue;
                         }
                     };
-                    let task = tokio::spawn(follow(watcher, join.clone(), sender.clone()));
-                    subscriptions.insert(join.subscription_id.clone(), (join, task.abort_handle()));
+                    let pipeline = Pipeline::start(watcher, sender.clone());
+                    pipeline.send(Command::Join(join.clone()));
+                    pipelines.insert(key, pipeline);
                 }
+                subscriptions.insert(join.subscription_id.clone(), join);
             }
-            for (_, (join, task)) in subscriptions.drain() {
-                task.abort();
+            drop(pipelines);
+            for (_, join) in subscriptions.drain() {
                 endpoint.left(&auth, join).await;
             }
             Ok(())
@@ -242,75 +255,157 @@ impl std::fmt::Debug for IiiEndpoint {
     }
 }
 
-/// Sends a subscription's sync and changes, in order, until the socket or
-/// the subscription ends.
-async fn follow(mut watcher: Watcher, join: JoinRequest, sender: WsSender) {
-    while let Some(event) = watcher.next().await {
-        let Some(text) = encode(&join, &event) else {
-            continue;
-        };
-        if sender.send(WsMessage::text(text)).await.is_err() {
-            return;
+/// A change to a group pipeline's subscriptions.
+enum Command {
+    Join(JoinRequest),
+    Leave(String),
+}
+
+/// The one task that serves every subscription of one group on one
+/// connection, from one watcher of the whole group: its frames leave in
+/// the group's order, whichever subscription they are for. (The Motia
+/// client lets any frame naming an item move its group's last timestamp,
+/// so an item's change sent ahead of its group's sync would make the client
+/// drop that sync.) A subscription that joins later gets its sync from the
+/// pipeline's own copy of the group, at the point the pipeline has reached.
+struct Pipeline {
+    commands: mpsc::UnboundedSender<Command>,
+    task: AbortHandle,
+}
+
+impl Pipeline {
+    fn start(watcher: Watcher, sender: WsSender) -> Pipeline {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_pipeline(watcher, receiver, sender)).abort_handle();
+        Pipeline { commands, task }
+    }
+
+    /// Whether the pipeline took the command (it ends once nobody is left).
+    fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run_pipeline(
+    mut watcher: Watcher,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    sender: WsSender,
+) {
+    // A fresh watcher's first event is its snapshot.
+    let Some(WatchEvent::Sync(snapshot)) = watcher.next().await else {
+        return;
+    };
+    let mut items = snapshot.items;
+    let mut last_ts = snapshot.timestamp;
+    let mut joined: Vec<JoinRequest> = Vec::new();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Join(join)) => {
+                    let text = sync_frame(&join, &items, last_ts);
+                    joined.retain(|j| j.subscription_id != join.subscription_id);
+                    joined.push(join);
+                    if sender.send(WsMessage::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Command::Leave(id)) => {
+                    joined.retain(|j| j.subscription_id != id);
+                    if joined.is_empty() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            event = watcher.next() => {
+                let Some(event) = event else { return };
+                let frames: Vec<String> = match &event {
+                    // The fresh snapshot after it says it all.
+                    WatchEvent::Reset => Vec::new(),
+                    WatchEvent::Sync(snapshot) => {
+                        items = snapshot.items.clone();
+                        last_ts = snapshot.timestamp;
+                        joined.iter().map(|join| sync_frame(join, &items, last_ts)).collect()
+                    }
+                    WatchEvent::Change(delta) => {
+                        let change = delta.value();
+                        last_ts = change["ts"].as_u64().unwrap_or(last_ts);
+                        let item = change["id"].as_str();
+                        match (change["type"].as_str(), item) {
+                            (Some("create" | "update"), Some(item)) => {
+                                items.insert(item.to_owned(), change["data"].clone());
+                            }
+                            (Some("delete"), Some(item)) => {
+                                items.remove(item);
+                            }
+                            _ => {}
+                        }
+                        // One frame, whoever wants it: the client hands a
+                        // frame naming an item to that item's subscriptions
+                        // and to its group's.
+                        let wanted = joined
+                            .iter()
+                            .any(|join| join.item.is_none() || join.item.as_deref() == item);
+                        match (wanted, joined.first()) {
+                            (true, Some(join)) => change_frame(join, &change).into_iter().collect(),
+                            _ => Vec::new(),
+                        }
+                    }
+                };
+                for text in frames {
+                    if sender.send(WsMessage::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
 
-/// A watcher's event in the iii protocol (`None` for a reset: the fresh
-/// sync after it says it all).
-fn encode(join: &JoinRequest, event: &WatchEvent) -> Option<String> {
-    match event {
-        WatchEvent::Reset => None,
-        WatchEvent::Sync(snapshot) => {
-            let data = match &join.item {
-                Some(item) => snapshot
-                    .items
-                    .get(item)
-                    .map(|v| with_id(v.clone(), item))
-                    .unwrap_or(Value::Null),
-                None => Value::Array(
-                    snapshot
-                        .items
-                        .iter()
-                        .map(|(id, v)| with_id(v.clone(), id))
-                        .collect(),
-                ),
+/// A subscription's `sync`: the group's values (each object with its
+/// `id`), or the one item's value (`null` when absent).
+fn sync_frame(
+    join: &JoinRequest,
+    items: &std::collections::BTreeMap<String, Value>,
+    ts: u64,
+) -> String {
+    let data = match &join.item {
+        Some(item) => items
+            .get(item)
+            .map(|v| with_id(v.clone(), item))
+            .unwrap_or(Value::Null),
+        None => Value::Array(items.iter().map(|(id, v)| with_id(v.clone(), id)).collect()),
+    };
+    frame(join, ts, json!({"type": "sync", "data": data}))
+}
+
+/// A change (`{"id","type","data","ts","event"?}`) of `join`'s group, as
+/// one frame: with the item's `id` when it concerns one.
+fn change_frame(join: &JoinRequest, change: &Value) -> Option<String> {
+    let ts = change["ts"].as_u64().unwrap_or_else(now_ms);
+    let item = change["id"].as_str();
+    let data = change.get("data").cloned().unwrap_or(Value::Null);
+    let event = match change["type"].as_str()? {
+        "event" => json!({"type": "event", "event": {"type": change["event"], "data": data}}),
+        kind => {
+            let data = match item {
+                Some(item) => with_id(data, item),
+                None => data,
             };
-            Some(frame(
-                join,
-                snapshot.timestamp,
-                json!({"type": "sync", "data": data}),
-            ))
+            json!({"type": kind, "data": data})
         }
-        WatchEvent::Change(delta) => {
-            let change = delta.value();
-            let ts = change["ts"].as_u64().unwrap_or_else(now_ms);
-            let item = change["id"].as_str();
-            let data = change.get("data").cloned().unwrap_or(Value::Null);
-            let event = match change["type"].as_str() {
-                Some("event") => {
-                    json!({"type": "event", "event": {"type": change["event"], "data": data}})
-                }
-                Some(kind) => {
-                    let data = match item {
-                        Some(item) => with_id(data, item),
-                        None => data,
-                    };
-                    json!({"type": kind, "data": data})
-                }
-                None => return None,
-            };
-            let mut out = frame(join, ts, event);
-            if join.item.is_none() {
-                if let Some(item) = item {
-                    // A group subscriber learns which item changed.
-                    let mut value: Value = serde_json::from_str(&out).ok()?;
-                    value["id"] = json!(item);
-                    out = value.to_string();
-                }
-            }
-            Some(out)
-        }
-    }
+    };
+    let group = JoinRequest {
+        item: item.map(str::to_owned),
+        ..join.clone()
+    };
+    Some(frame(&group, ts, event))
 }
 
 /// `{"type":"stream","timestamp",…,"event":…}` for `join`.

@@ -58,8 +58,11 @@ impl Revision {
         Some(Position::new(epoch, self.rev))
     }
 
-    /// Reads `<epoch>.<rev>`.
+    /// Reads `<epoch>.<rev>` (and `.0`, a group never written).
     pub fn parse(text: &str) -> Option<Revision> {
+        if text == ".0" {
+            return Some(Revision::default());
+        }
         let (epoch, rev) = text.rsplit_once('.')?;
         let rev = rev.parse().ok()?;
         Epoch::parse(epoch)?;
