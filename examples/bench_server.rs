@@ -28,6 +28,18 @@
 //!   T is the caller's send time in Unix nanoseconds (the server's clock
 //!   when absent). Answers `{"published":N}` once they are handed to the
 //!   broker (the fan-out follows in its task).
+//! * `/bench/state/…` — a `rill::state::Store`'s HTTP API (`StateApi`):
+//!   `GET /bench/state/:stream/:group` with `Accept: text/event-stream`
+//!   follows a group (`event: sync`, then `create` / `update` events
+//!   `{"id","type","data","ts"}` with `id: <epoch>.<rev>`; `reset` before a
+//!   fresh `sync`), without that header answers `{"rev","items":[…]}`;
+//! * `POST /bench/state-run?stream=S&group=G&n=N&items=K&first=F` — N
+//!   updates of `S/G` (default `bench/g`) made in-process, one after the
+//!   other, as fast as the store takes them: update k (k = F … F+N−1,
+//!   F default 1) sets `seq` to k and `t` to the server's wall clock (Unix
+//!   ns) on item `item<k mod K>` (K default 100). Answers
+//!   `{"updates":N,"write_ns":W,"rev":"<epoch>.<rev>"}` once the last one
+//!   is published, W the time the loop took.
 
 use bytes::Bytes;
 use rill::{
@@ -35,11 +47,12 @@ use rill::{
     events::EventStream,
     hub::Hub,
     sse::{Event, SseOptions},
+    state::{StateApi, Store, UpdateOp},
     Context, Response, Router, Server,
 };
 use std::{
     io::Write,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 fn param(ctx: &Context, name: &str, default: usize) -> usize {
@@ -218,6 +231,62 @@ fn cable_routes(router: Router) -> Router {
         })
 }
 
+/// The keyed-state scenario: a store's HTTP API under `/bench/state`, and
+/// `POST /bench/state-run`, which writes to it in-process.
+fn state_routes(router: Router) -> Router {
+    let store = Store::new();
+    let writer = store.clone();
+    StateApi::new(store).mount(router, "/bench/state").post(
+        "/bench/state-run",
+        move |ctx: Context| {
+            let store = writer.clone();
+            async move { state_run(&store, &ctx).await }
+        },
+    )
+}
+
+/// N updates `{"seq": k, "t": <unix nanos>}` of `item<k mod K>`, one after
+/// the other; answers how long the loop took and the last revision.
+async fn state_run(store: &Store, ctx: &Context) -> Response {
+    let stream = ctx.query("stream").unwrap_or("bench");
+    let group = ctx.query("group").unwrap_or("g");
+    let (n, items, first) = (
+        param(ctx, "n", 1000),
+        param(ctx, "items", 100).max(1),
+        param(ctx, "first", 1),
+    );
+    let names: Vec<String> = (0..items).map(|k| format!("item{k}")).collect();
+    let mut rev = String::new();
+    let t0 = Instant::now();
+    for seq in first..first + n {
+        let ops = [
+            UpdateOp::Set {
+                path: vec!["seq".into()],
+                value: seq.into(),
+            },
+            UpdateOp::Set {
+                path: vec!["t".into()],
+                value: (unix_nanos() as u64).into(),
+            },
+        ];
+        match store
+            .update(stream, group, &names[seq % items], &ops, None)
+            .await
+        {
+            Ok(write) if seq + 1 == first + n => rev = write.rev.to_string(),
+            Ok(_) => {}
+            Err(error) => {
+                return Response::text(format!("update {seq}: {error}\n"))
+                    .with_status(http::StatusCode::BAD_REQUEST)
+            }
+        }
+    }
+    let write_ns = t0.elapsed().as_nanos();
+    Response::json_string(format!(
+        "{{\"updates\":{n},\"write_ns\":{write_ns},\"rev\":\"{rev}\"}}"
+    ))
+}
+
 /// Nanoseconds since the Unix epoch.
 fn unix_nanos() -> u128 {
     SystemTime::now()
@@ -243,7 +312,7 @@ fn app() -> Router {
         .get("/bench/stats", |ctx: Context| async move {
             Response::json_string(format!("{{\"active\":{}}}", ctx.tracker().active()))
         });
-    cable_routes(ws_routes(router))
+    state_routes(cable_routes(ws_routes(router)))
 }
 
 #[tokio::main]

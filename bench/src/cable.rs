@@ -315,7 +315,7 @@ fn print_each_broadcast(subs: &[Subscribed], events: usize) {
 }
 
 /// This process's user + system CPU time so far, in seconds.
-fn own_cpu_seconds() -> f64 {
+pub(crate) fn own_cpu_seconds() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes into the struct we own.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {

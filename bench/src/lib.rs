@@ -12,6 +12,8 @@
 //! - `ws`: a WebSocket client (handshake, frames) and the check of event lines.
 //! - `ws_scenarios`: the WebSocket runs of issue 10.
 //! - `cable`: the ActionCable run (`cable_fanout`): its clients and their check.
+//! - `state`: the keyed-state run (`state_fanout`): SSE subscribers of one
+//!   `rill::state` group rebuilding its state, and the hub fan-out peer.
 //!
 //! The binaries are `loadgen` (the suite) and the two comparison servers,
 //! `axum_server` and `hyper_server`.
@@ -24,6 +26,7 @@ pub mod report;
 pub mod scenarios;
 pub mod servers;
 pub mod sse;
+pub mod state;
 pub mod stats;
 pub mod wire;
 pub mod ws;

@@ -63,6 +63,15 @@ pub struct Config {
     pub cable_events: usize,
     /// Interval between two broadcasts.
     pub cable_interval_ms: u64,
+    /// SSE subscribers of the keyed-state group.
+    pub state_subs: usize,
+    /// Updates written while they follow it.
+    pub state_updates: usize,
+    /// Items of the group (update k goes to item k mod items).
+    pub state_items: usize,
+    /// Updates written before anyone subscribes (the group's items and a
+    /// full history of changes: the broker keeps 1,000 per group).
+    pub state_prefill: usize,
 }
 
 impl Config {
@@ -94,6 +103,10 @@ impl Config {
             // Longer than one broadcast takes to reach 10,000 clients here
             // (150–300 ms), so that latency is measured, not queueing.
             cable_interval_ms: 500,
+            state_subs: 1000,
+            state_updates: 10_000,
+            state_items: 100,
+            state_prefill: 1000,
         }
     }
 
@@ -111,6 +124,8 @@ impl Config {
             cable_subs: 1000,
             cable_events: 20,
             cable_interval_ms: 100,
+            state_subs: 100,
+            state_updates: 1000,
             ..Config::full()
         }
     }
@@ -269,6 +284,27 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         servers: WEBSOCKET,
     },
+    Scenario {
+        id: "state_fanout",
+        title: "keyed state: subscribers of one group, updates as fast as the store takes them",
+        metrics: &[
+            metric("updates_per_s", "updates/s", true),
+            metric("write_updates_per_s", "updates/s", true),
+            LATENCY[0],
+            LATENCY[1],
+            LATENCY[2],
+            metric("deliveries_per_s", "deliveries/s", true),
+            metric("hub_deliveries_per_s", "deliveries/s", true),
+            metric("vs_hub", "× hub fan-out", true),
+            metric("cpu_ns_per_delivery", "server CPU ns", false),
+            metric("hub_cpu_ns_per_delivery", "server CPU ns", false),
+            metric("rss_kib_per_sub", "KiB/subscriber", false),
+            metric("store_kib_per_group", "KiB", false),
+            metric("resets", "resets", false),
+            metric("mismatches", "subscribers", false),
+        ],
+        servers: &[Kind::Rill],
+    },
 ];
 
 /// Runs `scenario` once against `server`.
@@ -310,6 +346,7 @@ pub async fn run(scenario: &Scenario, server: &Server, cfg: &Config) -> Result<V
         "ws_echo" => crate::ws_scenarios::ws_echo(addr, cfg).await,
         "ws_oneway" => crate::ws_scenarios::ws_oneway(addr, cfg).await,
         "cable_fanout" => crate::cable::cable_fanout(server, cfg).await,
+        "state_fanout" => crate::state::state_fanout(server, cfg).await,
         other => Err(format!("unknown scenario {other}")),
     }
 }
@@ -576,7 +613,7 @@ async fn subscriber(
 
 /// `subs` subscribers, then `events` published at once (`pace: None`) or
 /// one per `pace`; returns deliveries/s and latency p50/p99/max in ms.
-async fn fanout(
+pub(crate) async fn fanout(
     addr: SocketAddr,
     subs: usize,
     events: usize,

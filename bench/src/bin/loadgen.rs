@@ -13,9 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str =
     "loadgen [--quick] [--rounds N] [--only ID,ID] [--idle-conns N] [--cpu-secs N] \
-[--cable-subs N] [--cable-events N] [--cable-interval-ms N] [--release-dir DIR] [--out FILE]\n\
+[--cable-subs N] [--cable-events N] [--cable-interval-ms N] [--state-subs N] [--state-updates N] \
+[--state-items N] [--release-dir DIR] [--out FILE]\n\
 scenarios: burst live idle disconnect fanout paced backlog\n\
-           ws_fanout ws_idle ws_disconnect ws_echo ws_oneway cable_fanout";
+           ws_fanout ws_idle ws_disconnect ws_echo ws_oneway cable_fanout state_fanout";
 
 struct Args {
     quick: bool,
@@ -58,6 +59,11 @@ fn parse_args() -> Result<Args, String> {
             "--cable-interval-ms" => {
                 args.cfg.cable_interval_ms = number(value("--cable-interval-ms")?)?.max(1) as u64;
             }
+            "--state-subs" => args.cfg.state_subs = number(value("--state-subs")?)?.max(1),
+            "--state-updates" => {
+                args.cfg.state_updates = number(value("--state-updates")?)?.max(1);
+            }
+            "--state-items" => args.cfg.state_items = number(value("--state-items")?)?.max(1),
             "--release-dir" => args.release_dir = PathBuf::from(value("--release-dir")?),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => return Err(USAGE.into()),
@@ -106,6 +112,7 @@ fn main() {
         args.cfg.idle_conns,
         args.cfg.ws_idle_conns,
         args.cfg.cable_subs,
+        args.cfg.state_subs,
     ];
     let want = (most.into_iter().max().unwrap_or(0) + 2048) as u64;
     let nofile = raise_nofile(want).unwrap_or_else(|e| {
