@@ -242,9 +242,12 @@ pub(crate) enum Encoding {
     /// A line of a WebSocket stream for a hub channel's message:
     /// `{"channel":…,"id":…,"event":…,"data":"…"}` (`crate::events`).
     WsChannel = 3,
+    /// A state change as SSE: `event: <kind>`, `id: <epoch>.<rev>`, `data:`
+    /// (`crate::state`).
+    StateSse = 4,
 }
 
-const ENCODINGS: usize = 4;
+const ENCODINGS: usize = 5;
 
 /// How a transport encodes messages for a key of the subscriber's
 /// (see [`Message::encoded_for`]).

@@ -134,6 +134,41 @@ impl SseWriter {
         Ok(())
     }
 
+    /// Sends frames encoded already (whole `…\n\n` events, shared by every
+    /// subscriber): `encode` appends them to the outgoing buffer, under one
+    /// lock of the stream. It may run more than once (after a wait) and must
+    /// append the same bytes each time. The stream's defaults and auto ids
+    /// do not apply.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub(crate) async fn send_frames(
+        &mut self,
+        encode: impl Fn(&mut BytesMut),
+    ) -> Result<(), SendError> {
+        if let Some(e) = self.stream.write_error() {
+            return Err(e.into());
+        }
+        self.stream.send_encoded(&mut self.buf, encode).await?;
+        Ok(())
+    }
+
+    /// Sends one whole frame encoded already, handed over as it is (not
+    /// copied into the outgoing buffer, which would keep a large frame's
+    /// memory for as long as the buffer lives).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub(crate) async fn send_frame_bytes(&mut self, frame: bytes::Bytes) -> Result<(), SendError> {
+        if let Some(e) = self.stream.write_error() {
+            return Err(e.into());
+        }
+        self.stream.send_bytes(frame).await?;
+        Ok(())
+    }
+
     /// Sends a comment line (`: text`; several lines for multi-line text).
     /// Clients ignore it; it keeps idle connections alive through proxies.
     ///

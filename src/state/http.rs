@@ -173,9 +173,10 @@ impl StateApi {
         if wants_events(&ctx) {
             let since = sse::last_event_id(ctx.headers(), ctx.query("lastEventId"))
                 .and_then(|id| Revision::parse(&id));
+            let retry = self.retry;
             return match self.store.watch(&stream, &group, item.as_deref(), since) {
                 Ok(watcher) => ctx.sse_with(self.sse_options(), move |_ctx, writer| {
-                    follow(watcher, writer)
+                    follow(watcher, writer, retry)
                 }),
                 Err(error) => error_response(&error),
             };
@@ -303,34 +304,54 @@ impl std::fmt::Debug for StateApi {
 /// Writes a watcher's events as SSE until the client leaves: `sync`
 /// (`{"items":{…},"ts"}`), `create` / `update` / `delete` / `event` (the
 /// change's JSON), each with `id: <epoch>.<rev>`; `reset` before a fresh
-/// `sync`.
+/// `sync`. With [`StateApi::retry`], syncs and resets carry `retry:`.
 async fn follow(
     mut watcher: Watcher,
     mut writer: sse::SseWriter,
+    retry: Option<std::time::Duration>,
 ) -> Result<(), crate::error::BoxError> {
-    // The id of each change is written into one reused buffer: a delivery
-    // allocates nothing here (the change's JSON is shared by every watcher).
-    let mut id = String::new();
+    // Made once: a future per event would cost more than the event.
+    let gone = writer.disconnected();
+    tokio::pin!(gone);
+    let mut batch = Vec::new();
     loop {
         tokio::select! {
+            biased;
+            () = &mut gone => return Ok(()),
             event = watcher.next() => {
                 let Some(event) = event else { return Ok(()) };
-                match &event {
-                    WatchEvent::Change(delta) => {
-                        use std::fmt::Write as _;
-                        id.clear();
-                        let _ = write!(id, "{}", delta.rev_display());
-                        writer
-                            .send_fields(Some(delta.kind().as_str()), Some(&id), None, Some(delta.json()))
-                            .await?;
+                let WatchEvent::Change(delta) = event else {
+                    // A sync may be large: its frame goes as it is, so that
+                    // the writer's buffer does not keep its memory. It
+                    // carries `retry:` (the client keeps it; changes, shared
+                    // by every watcher, do not repeat it).
+                    let mut frame = sse_event(&event);
+                    if let Some(retry) = retry {
+                        frame = frame.retry(retry);
                     }
-                    other => writer.send(sse_event(other)).await?,
-                }
+                    writer.send_frame_bytes(frame.encode()?).await?;
+                    continue;
+                };
+                // With the changes queued meanwhile: one lock of the queue,
+                // one of the stream, each change's frame encoded once for
+                // every watcher (a client gone makes the write fail).
+                batch.push(delta);
+                watcher.drain_changes(&mut batch, DRAIN);
+                writer
+                    .send_frames(|buf| {
+                        for delta in &batch {
+                            buf.extend_from_slice(delta.sse_frame());
+                        }
+                    })
+                    .await?;
+                batch.clear();
             }
-            () = writer.disconnected() => return Ok(()),
         }
     }
 }
+
+/// Changes written at most in one go.
+const DRAIN: usize = 256;
 
 /// One watcher event as an SSE event.
 pub(crate) fn sse_event(event: &WatchEvent) -> Event {

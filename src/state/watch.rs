@@ -34,8 +34,8 @@ use super::{
     triggers::{item_prefix, ChangeKind},
 };
 use crate::broker::{
-    BrokerSubscription, Delivery, Message, Metadata, Offer, Position, Since, Sink, SlowConsumer,
-    SubscribeOptions,
+    BrokerSubscription, Delivery, Encoding, Message, Metadata, Offer, Position, Since, Sink,
+    SlowConsumer, SubscribeOptions,
 };
 
 /// Default changes a watcher may fall behind before it is reset.
@@ -81,6 +81,12 @@ impl Delta {
         RevDisplay(position.epoch().as_str(), position.offset())
     }
 
+    /// The change as one SSE frame — `event: <kind>`, `id: <epoch>.<rev>`,
+    /// `data: <json>` — encoded once and shared by every watcher.
+    pub(crate) fn sse_frame(&self) -> &bytes::Bytes {
+        self.message.encoded(Encoding::StateSse, encode_sse_frame)
+    }
+
     /// The change as JSON text: `{"id":…,"type":…,"data":…,"ts":…}` (`id`
     /// absent for an event to the whole group, `event` for an event's
     /// type; `data` the new value, the old one for a delete).
@@ -92,6 +98,31 @@ impl Delta {
     pub fn value(&self) -> Value {
         serde_json::from_str(self.message.data()).unwrap_or(Value::Null)
     }
+}
+
+/// A change's SSE frame (see [`Delta::sse_frame`]): its JSON is one line,
+/// its kind and revision need no escaping.
+fn encode_sse_frame(message: &Message) -> bytes::Bytes {
+    use std::fmt::Write as _;
+    let kind = message
+        .event_name()
+        .and_then(ChangeKind::parse)
+        .unwrap_or(ChangeKind::Event);
+    let position = message.position();
+    let mut id = String::with_capacity(24);
+    let _ = write!(
+        id,
+        "{}",
+        RevDisplay(position.epoch().as_str(), position.offset())
+    );
+    crate::sse::Event::data(message.data())
+        .event(kind.as_str())
+        .id(id)
+        .encode()
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not encode a state change");
+            bytes::Bytes::new()
+        })
 }
 
 /// `<epoch>.<rev>`, written from a position's parts.
@@ -131,16 +162,21 @@ impl WatchSink {
             .is_none_or(|prefix| message.data().starts_with(prefix))
     }
 
-    fn push(&self, queue: &mut Queue, message: &Arc<Message>) {
+    /// Queues `message`; whether the watcher may be waiting for it (the
+    /// queue was empty, or it must start over now): only then is it woken.
+    /// A watcher waits only after it found the queue empty, so a wake on
+    /// every change it has not reached yet would be wasted.
+    fn push(&self, queue: &mut Queue, message: &Arc<Message>) -> bool {
         if queue.reset || !self.wants(message) {
-            return;
+            return false;
         }
         if queue.messages.len() >= self.max {
             queue.messages.clear();
             queue.reset = true;
-            return;
+            return true;
         }
         queue.messages.push_back(message.clone());
+        queue.messages.len() == 1
     }
 
     fn lose_continuity(&self) {
@@ -154,19 +190,24 @@ impl WatchSink {
 
 impl Sink for WatchSink {
     fn offer(&self, message: &Arc<Message>, _delivery: Delivery) -> Offer {
-        self.push(&mut self.queue(), message);
-        self.ready.notify_one();
+        let wake = self.push(&mut self.queue(), message);
+        if wake {
+            self.ready.notify_one();
+        }
         Offer::Queued
     }
 
     fn offer_many(&self, messages: &[&Arc<Message>], _delivery: Delivery) -> (usize, Offer) {
+        let mut wake = false;
         {
             let mut queue = self.queue();
             for message in messages {
-                self.push(&mut queue, message);
+                wake |= self.push(&mut queue, message);
             }
         }
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         (messages.len(), Offer::Queued)
     }
 
@@ -326,6 +367,26 @@ impl Watcher {
                 Some(None) => self.sink.ready.notified().await,
             }
         }
+    }
+
+    /// Moves up to `max` changes queued already into `out`, under one lock,
+    /// without waiting (none when a sync or a reset is due:
+    /// [`next`](Self::next) gives those).
+    pub(crate) fn drain_changes(&mut self, out: &mut Vec<Delta>, max: usize) {
+        if !self.started || !self.pending.is_empty() {
+            return;
+        }
+        let mut queue = self.sink.queue();
+        if queue.reset {
+            return;
+        }
+        let take = queue.messages.len().min(max);
+        out.extend(
+            queue
+                .messages
+                .drain(..take)
+                .map(|message| Delta { message }),
+        );
     }
 
     /// Starts over: a fresh snapshot, then the changes after it (with a
