@@ -89,6 +89,20 @@ pub mod state;
 mod sync;
 pub mod ws;
 
+/// The `http` crate rill's API speaks (`StatusCode`, `HeaderName`,
+/// `HeaderValue`, `Method`, `Uri`), re-exported: no separate dependency to
+/// keep at the same version.
+///
+/// ```
+/// use rill::http::{header, HeaderValue, StatusCode};
+///
+/// let response = rill::Response::text("made")
+///     .with_status(StatusCode::CREATED)
+///     .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// assert_eq!(response.status(), StatusCode::CREATED);
+/// ```
+pub use http;
+
 pub use body::Body;
 pub use charset::Charset;
 pub use chunk::Chunk;

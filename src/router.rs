@@ -27,9 +27,12 @@ pub(crate) struct App {
 /// Maps method + path to actions.
 ///
 /// Patterns are made of `/`-separated segments: static (`/numbers`), named
-/// parameters (`/rooms/:id`), and a final catch-all (`/files/*path`). When
-/// several patterns match, the most specific wins (static before parameter
-/// before catch-all, segment by segment).
+/// parameters (`/rooms/:id`, or axum 0.8's `/rooms/{id}`), and a final
+/// catch-all (`/files/*path` or `/files/{*path}`). When several patterns
+/// match, the most specific wins (static before parameter before
+/// catch-all, segment by segment). A pattern that cannot mean what it
+/// says — a brace that is not a whole segment, a name used twice, a
+/// catch-all before the end — is refused when the route is added.
 ///
 /// The router itself answers:
 /// * unknown path → `404 Not Found`;
@@ -92,8 +95,9 @@ impl Router {
     /// # Panics
     ///
     /// When `path` does not start with `/`, a catch-all is not the last
-    /// segment, or a parameter has no name — mistakes in the program, found
-    /// when it builds its router.
+    /// segment, a parameter has no name or a name used twice, or a segment
+    /// holds a brace without being a whole `{param}` — mistakes in the
+    /// program, found when it builds its router.
     pub fn route(mut self, method: Method, path: &str, handler: impl Handler) -> Self {
         self.add(method, path, Arc::new(handler));
         self
@@ -419,12 +423,24 @@ impl Pattern {
         let parts: Vec<&str> = rest.split('/').collect();
         let mut segments = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let segment = if let Some(name) = part.strip_prefix(':') {
+            // axum 0.8's `{name}` and `{*name}` mean `:name` and `*name`.
+            let braced = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'));
+            if braced.is_none() && (part.contains('{') || part.contains('}')) {
+                return Err("a '{param}' must be a whole segment");
+            }
+            let (param, catch_all) = match braced {
+                Some(inner) => match inner.strip_prefix('*') {
+                    Some(name) => (None, Some(name)),
+                    None => (Some(inner), None),
+                },
+                None => (part.strip_prefix(':'), part.strip_prefix('*')),
+            };
+            let segment = if let Some(name) = param {
                 if name.is_empty() {
-                    return Err("a ':' parameter needs a name");
+                    return Err("a parameter needs a name");
                 }
                 Segment::Param(name.to_owned())
-            } else if let Some(name) = part.strip_prefix('*') {
+            } else if let Some(name) = catch_all {
                 if name.is_empty() {
                     return Err("a '*' catch-all needs a name");
                 }
@@ -435,6 +451,14 @@ impl Pattern {
             } else {
                 Segment::Static((*part).to_owned())
             };
+            if let Segment::Param(name) | Segment::CatchAll(name) = &segment {
+                let taken = segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(n) | Segment::CatchAll(n) if n == name));
+                if taken {
+                    return Err("a parameter name is used twice");
+                }
+            }
             segments.push(segment);
         }
         let rank = segments
@@ -512,8 +536,32 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused() {
-        assert!(Pattern::parse("nope").is_err());
-        assert!(Pattern::parse("/:").is_err());
-        assert!(Pattern::parse("/*rest/x").is_err());
+        for bad in [
+            "nope",
+            "/:",
+            "/*rest/x",
+            "/{}",
+            "/{*}",
+            "/a{id}",
+            "/{id}x",
+            "/{id",
+            "/{*rest}/x",
+            "/:id/{id}",
+        ] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn axum_braces_mean_the_same_as_colons_and_stars() {
+        assert_eq!(
+            m("/rooms/{room}/events", "/rooms/7/events"),
+            Some(vec![("room".into(), "7".into())])
+        );
+        assert_eq!(
+            m("/files/{*path}", "/files/a/b.txt"),
+            Some(vec![("path".into(), "a/b.txt".into())])
+        );
+        assert_eq!(m("/rooms/{room}", "/rooms/"), None);
     }
 }
