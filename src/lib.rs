@@ -38,6 +38,8 @@
 //! * `context` — [`Context`]: the request as an action sees it.
 //! * `handler` — [`Handler`]: async fns and closures as actions.
 //! * `controller` — [`Controller`] and [`Routes`]: actions grouped with state.
+//! * `json` — [`Json`]: request bodies as typed JSON with 415/400/422
+//!   rejections; [`Response::json`]; `Result<R, E>` as a response.
 //! * `router` — [`Router`]: method + path pattern → action; 404/405/413/HEAD.
 //! * `request_body` — reading request bodies under size and time limits.
 //! * `server` — [`Server`]: HTTP/1.1 + HTTP/2 on one port, deadlines for
@@ -76,6 +78,7 @@ mod error;
 pub mod events;
 mod handler;
 pub mod hub;
+mod json;
 mod live;
 mod panic;
 mod pipe;
@@ -113,6 +116,7 @@ pub use error::{
     WriterError,
 };
 pub use handler::{BoxFuture, Handler};
+pub use json::{Json, JsonRejection};
 pub use live::{
     live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,
     DEFAULT_BUFFER_LIMIT,

@@ -228,3 +228,47 @@ async fn malformed_request_is_400() {
     let (r, _) = text(&server, "GET /rooms/1 HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(r.status, 200);
 }
+
+#[derive(serde::Deserialize)]
+struct NewTodo {
+    title: String,
+}
+
+async fn create_todo(ctx: Context) -> Result<Response, rill::JsonRejection> {
+    let rill::Json(todo) = rill::Json::<NewTodo>::from_context(&ctx)?;
+    Ok(Response::json(&serde_json::json!({"title": todo.title}))
+        .with_status(rill::http::StatusCode::CREATED))
+}
+
+#[tokio::test]
+async fn json_bodies_are_typed_and_rejected_with_their_status() {
+    let server = start(Router::new().post("/todos/{list}", create_todo)).await;
+    let post = |content_type: &str, body: &str| {
+        format!(
+            "POST /todos/mine HTTP/1.1\r\nHost: x\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let json = "Content-Type: application/json; charset=utf-8\r\n";
+    let (response, body) = text(&server, &post(json, r#"{"title":"milk"}"#)).await;
+    assert_eq!(response.status, 201, "{body}");
+    assert_eq!(body, r#"{"title":"milk"}"#);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let (response, body) = text(&server, &post("", r#"{"title":"milk"}"#)).await;
+    assert_eq!(response.status, 415, "{body}");
+    let (response, body) = text(&server, &post(json, "{not json")).await;
+    assert_eq!(response.status, 400, "{body}");
+    let (response, body) = text(&server, &post(json, r#"{"name":"milk"}"#)).await;
+    assert_eq!(response.status, 422, "{body}");
+    assert!(body.contains("title"), "{body}");
+    let (response, _) = text(
+        &server,
+        &post(
+            "Content-Type: application/problem+json\r\n",
+            r#"{"title":"x"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 201);
+    server.shutdown().await.unwrap();
+}

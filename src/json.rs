@@ -1,0 +1,122 @@
+//! [`Json`]: a request body read as `T` with typed rejections, and JSON
+//! responses ([`Response::json`](crate::Response::json)).
+
+use http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    context::Context,
+    response::{IntoResponse, Response},
+};
+
+/// A request body read as JSON into `T`.
+///
+/// ```
+/// use rill::{Context, Json, JsonRejection, Response, Router};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct NewTodo { title: String }
+///
+/// async fn create(ctx: Context) -> Result<Response, JsonRejection> {
+///     let Json(todo) = Json::<NewTodo>::from_context(&ctx)?;   // 415 / 400 / 422
+///     Ok(Response::json(&serde_json::json!({"title": todo.title})))
+/// }
+///
+/// let router = Router::new().post("/todos", create);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Json<T>(pub T);
+
+/// Why a body is not the JSON expected — each answers with its own status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonRejection {
+    /// `Content-Type` is not `application/json` (or `…+json`): `415`.
+    #[error("expected Content-Type: application/json")]
+    NotJsonContentType,
+    /// The body is not JSON: `400`.
+    #[error("the body is not JSON: {0}")]
+    Syntax(String),
+    /// The body is JSON but not the shape expected (a missing field, a
+    /// wrong type): `422`.
+    #[error("the body does not fit: {0}")]
+    Data(String),
+}
+
+impl JsonRejection {
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            JsonRejection::NotJsonContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::Syntax(_) => StatusCode::BAD_REQUEST,
+            JsonRejection::Data(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+impl IntoResponse for JsonRejection {
+    fn into_response(self) -> Response {
+        Response::json(&serde_json::json!({"error": self.to_string()})).with_status(self.status())
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Reads `ctx`'s body (already read, within the body limit).
+    ///
+    /// # Errors
+    ///
+    /// [`JsonRejection`]: a wrong content type, a body that is not JSON, or
+    /// JSON of another shape.
+    pub fn from_context(ctx: &Context) -> Result<Json<T>, JsonRejection> {
+        let json_type = ctx.header(header::CONTENT_TYPE.as_str()).is_some_and(|v| {
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+        if !json_type {
+            return Err(JsonRejection::NotJsonContentType);
+        }
+        serde_json::from_slice(ctx.body()).map(Json).map_err(|e| {
+            if e.is_data() {
+                JsonRejection::Data(e.to_string())
+            } else {
+                JsonRejection::Syntax(e.to_string())
+            }
+        })
+    }
+}
+
+impl Response {
+    /// `200 OK` with `value` as JSON (`application/json`); `500` with a
+    /// logged error if it cannot be serialized (a map with non-string
+    /// keys, a failing `Serialize`).
+    ///
+    /// ```
+    /// let response = rill::Response::json(&serde_json::json!({"ok": true}));
+    /// assert_eq!(response.status(), rill::http::StatusCode::OK);
+    /// ```
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response {
+        match serde_json::to_string(value) {
+            Ok(text) => Response::json_string(text),
+            Err(error) => {
+                tracing::error!(%error, "a JSON response could not be serialized");
+                Response::status_only(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+impl<R: IntoResponse, E: IntoResponse> IntoResponse for Result<R, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(response) => response.into_response(),
+            Err(error) => error.into_response(),
+        }
+    }
+}
