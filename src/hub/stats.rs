@@ -65,7 +65,8 @@ impl HubStats {
         }
     }
 
-    /// The stats as compact JSON, keys in alphabetical order.
+    /// The stats as compact JSON, keys in alphabetical order (what
+    /// [`Serialize`](serde::Serialize) writes too).
     pub fn to_json(&self) -> String {
         let channels: serde_json::Map<String, serde_json::Value> = self
             .channels
@@ -83,5 +84,56 @@ impl HubStats {
             "resets": self.resets,
         })
         .to_string()
+    }
+}
+
+/// Serialized as [`HubStats::to_json`] writes it: `channels` as an object
+/// channel → subscribers, so `Response::json(&hub.stats(true))` answers
+/// what `GET <path>/stats` does.
+impl serde::Serialize for HubStats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Channels<'a>(&'a [(String, usize)]);
+        impl serde::Serialize for Channels<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (name, n) in self.0 {
+                    map.serialize_entry(name, n)?;
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(8))?;
+        map.serialize_entry("channel_count", &self.channel_count)?;
+        map.serialize_entry("channels", &Channels(&self.channels))?;
+        map.serialize_entry("connections", &self.connections)?;
+        map.serialize_entry("delivered", &self.delivered)?;
+        map.serialize_entry("dropped", &self.dropped)?;
+        map.serialize_entry("published", &self.published)?;
+        map.serialize_entry("resets", &self.resets)?;
+        map.serialize_entry("slow_disconnects", &self.slow_disconnects)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialize_writes_what_to_json_writes() {
+        let stats = HubStats {
+            connections: 2,
+            channel_count: 1,
+            channels: vec![("b".into(), 3), ("a".into(), 1)],
+            published: 5,
+            delivered: 7,
+            dropped: 0,
+            slow_disconnects: 1,
+            resets: 0,
+        };
+        let via_serde: serde_json::Value = serde_json::to_value(&stats).unwrap();
+        let via_to_json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
+        assert_eq!(via_serde, via_to_json);
     }
 }
