@@ -166,25 +166,27 @@ pub mod fuzzing {
     }
 }
 
-/// The guides in `docs/` and the README, compiled and run as doctests.
-#[cfg(doctest)]
-mod guides {
+/// The guides of `docs/` and the README, rendered here (and on docs.rs)
+/// and run as doctests: every code block in them compiles.
+pub mod guides {
     #[doc = include_str!("../README.md")]
-    struct Readme;
+    pub mod readme {}
     #[doc = include_str!("../docs/live.md")]
-    struct Live;
+    pub mod live {}
     #[doc = include_str!("../docs/architecture.md")]
-    struct Architecture;
+    pub mod architecture {}
     #[doc = include_str!("../docs/sse.md")]
-    struct Sse;
+    pub mod sse {}
     #[doc = include_str!("../docs/hub.md")]
-    struct Hub;
+    pub mod hub {}
     #[doc = include_str!("../docs/security.md")]
-    struct Security;
+    pub mod security {}
     #[doc = include_str!("../docs/websocket.md")]
-    struct WebSocket;
+    pub mod websocket {}
     #[doc = include_str!("../docs/cable.md")]
-    struct Cable;
+    pub mod cable {}
     #[doc = include_str!("../docs/state.md")]
-    struct State;
+    pub mod state {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
 }
