@@ -220,7 +220,7 @@ impl Context {
     ///
     /// # Pitfalls
     ///
-    /// See `docs/sse.md`: proxies and compression, the six-connection limit
+    /// See [`docs/sse.md`](crate::guides::sse): proxies and compression, the six-connection limit
     /// of HTTP/1.1 browsers, reconnect loops.
     pub fn sse<F, Fut>(self, writer: F) -> Response
     where

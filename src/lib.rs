@@ -60,9 +60,9 @@
 //! * `state` — [`state::Store`]: keyed state (stream/group/item) with atomic
 //!   updates, watched as a snapshot then every change once, in order.
 //!
-//! Guides: `docs/architecture.md` (the path of a chunk), `docs/live.md`,
-//! `docs/sse.md`, `docs/hub.md`, `docs/websocket.md`, `docs/cable.md`,
-//! `docs/state.md` and `docs/security.md` (limits and timeouts).
+//! Guides: [`docs/architecture.md`](crate::guides::architecture) (the path of a chunk), [`docs/live.md`](crate::guides::live),
+//! [`docs/sse.md`](crate::guides::sse), [`docs/hub.md`](crate::guides::hub), [`docs/websocket.md`](crate::guides::websocket), [`docs/cable.md`](crate::guides::cable),
+//! [`docs/state.md`](crate::guides::state) and [`docs/security.md`](crate::guides::security) (limits and timeouts).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]

@@ -26,8 +26,8 @@
 //! * `counter` — counters that threads bump without sharing a cache line.
 //! * `error` — [`PublishError`], [`SubscribeError`], [`BackendError`].
 //!
-//! See `docs/hub.md` for ids, epochs, resets and presence as clients see
-//! them, and `docs/architecture.md` for the path of a published event.
+//! See [`docs/hub.md`](crate::guides::hub) for ids, epochs, resets and presence as clients see
+//! them, and [`docs/architecture.md`](crate::guides::architecture) for the path of a published event.
 
 mod backend;
 mod counter;

@@ -29,7 +29,7 @@
 //!   position, then live messages, with no repeat (AnyCable's server can
 //!   repeat or reorder there, and its client does not de-duplicate).
 //!
-//! See `docs/cable.md`.
+//! See [`docs/cable.md`](crate::guides::cable).
 
 mod channel;
 mod connection;

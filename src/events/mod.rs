@@ -36,7 +36,7 @@
 //! `{"subscribe":"c","since":"<id>"|"0","presence":true}` (`since` and
 //! `presence` optional) and `{"unsubscribe":"c"}`.
 //!
-//! See `docs/websocket.md`.
+//! See [`docs/websocket.md`](crate::guides::websocket).
 
 mod connection;
 mod error;

@@ -11,7 +11,7 @@
 //! * `Hub::mount` — `GET /hub`, `GET /hub/stats`, `POST /hub/broadcast` in
 //!   one line.
 //!
-//! See `docs/hub.md`.
+//! See [`docs/hub.md`](crate::guides::hub).
 
 mod http;
 mod sink;

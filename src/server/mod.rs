@@ -73,7 +73,7 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// # Limits
 ///
 /// Every phase in which the server waits for the client has a deadline, and
-/// the number of connections has a cap; see `docs/security.md` for what each
+/// the number of connections has a cap; see [`docs/security.md`](crate::guides::security) for what each
 /// protects against. The size of request bodies is limited by the
 /// [`Router`](crate::Router::body_limit).
 ///

@@ -17,7 +17,7 @@
 //!   `triggers` — [`Change`] and the trigger task.
 //!
 //! Every change rides the [broker](crate::broker), on one channel per
-//! group. See `docs/state.md`.
+//! group. See [`docs/state.md`](crate::guides::state).
 
 mod error;
 mod http;

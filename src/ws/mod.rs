@@ -12,7 +12,7 @@
 //! * `codec` — the frame codec, made only while there is something to parse
 //!   or send.
 //!
-//! See `docs/websocket.md`.
+//! See [`docs/websocket.md`](crate::guides::websocket).
 
 mod codec;
 pub(crate) mod driver;
