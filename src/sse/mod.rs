@@ -41,6 +41,9 @@ pub(crate) fn live_options(options: &SseOptions) -> LiveOptions {
     let mut live = LiveOptions::new().buffer_limit(options.buffer_limit);
     live.exact_content_type = Some(HeaderValue::from_static("text/event-stream"));
     live.heartbeat = Some((options.heartbeat, heartbeat_frame()));
+    if let Some(tracker) = &options.tracker {
+        live = live.tracker(tracker.clone());
+    }
     live
 }
 
@@ -80,4 +83,31 @@ where
             last_event_id,
         ))
     })
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tracker_given_in_the_options_sees_the_stream_and_closes_it() {
+        let tracker = crate::live::LiveTracker::new();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        let response = response(
+            SseOptions::new().tracker(tracker.clone()),
+            None,
+            |writer| async move {
+                writer.closed().await;
+                let _ = closed_tx.send(());
+                Ok(())
+            },
+        );
+        assert_eq!(tracker.active(), 1);
+        tracker.close_all();
+        tokio::time::timeout(std::time::Duration::from_secs(5), closed_rx)
+            .await
+            .expect("the writer saw the close")
+            .unwrap();
+        drop(response);
+    }
 }

@@ -26,6 +26,7 @@ pub struct SseOptions {
     pub(crate) auto_id: bool,
     pub(crate) heartbeat: Duration,
     pub(crate) buffer_limit: usize,
+    pub(crate) tracker: Option<crate::live::LiveTracker>,
 }
 
 impl Default for SseOptions {
@@ -35,6 +36,7 @@ impl Default for SseOptions {
             auto_id: false,
             heartbeat: DEFAULT_HEARTBEAT,
             buffer_limit: crate::live::DEFAULT_BUFFER_LIMIT,
+            tracker: None,
         }
     }
 }
@@ -43,6 +45,24 @@ impl SseOptions {
     /// No defaults, no auto ids, a heartbeat every 15 s of silence.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Registers the stream with `tracker`: a graceful shutdown closes it
+    /// (its writer sees `closed()` resolve) and waits for its writer. rill's
+    /// router registers every stream with the app's tracker by itself; this
+    /// is for [`sse::response`](super::response) under another server
+    /// (axum), whose shutdown would otherwise never reach the stream.
+    ///
+    /// ```
+    /// use rill::{sse::SseOptions, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let options = SseOptions::new().tracker(tracker.clone());
+    /// // … and when the server stops: `tracker.shutdown(deadline).await`.
+    /// ```
+    pub fn tracker(mut self, tracker: crate::live::LiveTracker) -> Self {
+        self.tracker = Some(tracker);
+        self
     }
 
     /// Writes `retry: <ms>` on every frame that does not set its own.
