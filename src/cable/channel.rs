@@ -24,8 +24,7 @@ use super::{
     error::CableError,
     naming,
     outbox::{Outbox, Push},
-    protocol::{DisconnectReason, Identifier},
-    sink::CLOSE_SLOW,
+    protocol::Identifier,
     Cable,
 };
 use crate::error::BoxError;
@@ -279,8 +278,7 @@ impl Subscription {
             Push::Queued => Ok(()),
             Push::Gone => Err(CableError::Closed),
             Push::Full => {
-                let farewell = super::protocol::disconnect(DisconnectReason::TooSlow, true);
-                self.out.end(Some(farewell.into()), CLOSE_SLOW, "too slow");
+                self.out.end_too_slow();
                 Err(CableError::Closed)
             }
         }

@@ -31,6 +31,9 @@ use crate::{
     ws::{driver, message::Outgoing, message::WsMessage},
 };
 
+/// The close code after a `too_slow` disconnect: `1013 Try Again Later`.
+pub(crate) const CLOSE_SLOW: u16 = 1013;
+
 /// What a push found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Push {
@@ -145,6 +148,15 @@ impl Outbox {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Ends the connection as too slow for its bounds: AnyCable's
+    /// `{"type":"disconnect","reason":"too_slow","reconnect":true}`, then a
+    /// `1013 Try Again Later` close.
+    pub(crate) fn end_too_slow(&self) {
+        let farewell =
+            super::protocol::disconnect(super::protocol::DisconnectReason::TooSlow, true);
+        self.end(Some(Bytes::from(farewell)), CLOSE_SLOW, "too slow");
     }
 
     /// Whether the connection is ending (nothing more is queued).

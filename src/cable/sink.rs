@@ -23,14 +23,11 @@ use std::{
 
 use super::{
     outbox::{Outbox, Push},
-    protocol::{self, DisconnectReason, MessagePosition},
+    protocol::{self, MessagePosition},
 };
 use crate::broker::{
     Delivery, KeyedEncoding, Message, MessageKind, Metadata, Offer, Position, Sink,
 };
-
-/// The close code after a `too_slow` disconnect: `1013 Try Again Later`.
-pub(crate) const CLOSE_SLOW: u16 = 1013;
 
 /// A history request being answered.
 #[derive(Debug, Default)]
@@ -246,9 +243,7 @@ impl Sink for CableSink {
     }
 
     fn close(&self) {
-        let farewell = protocol::disconnect(DisconnectReason::TooSlow, true);
-        self.out
-            .end(Some(Bytes::from(farewell)), CLOSE_SLOW, "too slow");
+        self.out.end_too_slow();
     }
 
     fn metadata(&self) -> &Metadata {

@@ -74,13 +74,6 @@ impl Delta {
         Revision::from_position(Some(self.message.position()))
     }
 
-    /// [`rev`](Self::rev) without building a [`Revision`]: it writes
-    /// `<epoch>.<rev>`.
-    pub fn rev_display(&self) -> impl std::fmt::Display + '_ {
-        let position = self.message.position();
-        RevDisplay(position.epoch().as_str(), position.offset())
-    }
-
     /// The change as one SSE frame — `event: <kind>`, `id: <epoch>.<rev>`,
     /// `data: <json>` — encoded once and shared by every watcher.
     pub(crate) fn sse_frame(&self) -> &bytes::Bytes {

@@ -21,6 +21,7 @@ use rill::{
 use serde_json::{json, value::RawValue, Value};
 use std::{collections::HashMap, sync::Arc};
 
+use super::valid_user;
 use crate::{
     cable_token::CableSecret,
     channels::{ChatChannel, EchoChannel},
@@ -142,13 +143,6 @@ impl CableController {
             }
         }
     }
-}
-
-fn valid_user(user: &str) -> bool {
-    (1..=64).contains(&user.len())
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn bad_request(why: &str) -> Response {

@@ -20,6 +20,15 @@ pub use todos::{state_routes, TodosController};
 
 use std::sync::atomic::AtomicU64;
 
+/// A user name the example accepts (cable tokens, todo lists): 1 to 64
+/// letters, digits, `_` or `-`.
+pub(crate) fn valid_user(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Counters shared between controllers.
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -15,6 +15,8 @@ use rill::{
     Context, Controller, Response, Router, Routes,
 };
 use serde_json::{json, Value};
+
+use super::valid_user;
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc,
@@ -42,7 +44,10 @@ impl TodosController {
     pub fn new(store: Store) -> Self {
         let iii = IiiEndpoint::new(store.clone())
             .authenticate(|ctx: &Context| {
-                let user = ctx.query("user").filter(|u| valid(u)).map(str::to_owned);
+                let user = ctx
+                    .query("user")
+                    .filter(|u| valid_user(u))
+                    .map(str::to_owned);
                 async move { user.map(|user| json!({"user": user})) }
             })
             // A user joins their own group, of any stream.
@@ -61,7 +66,7 @@ impl TodosController {
         let (Some(user), Some(title)) = (
             body.get("userId")
                 .and_then(Value::as_str)
-                .filter(|u| valid(u)),
+                .filter(|u| valid_user(u)),
             body.get("title").and_then(Value::as_str),
         ) else {
             return Response::new(
@@ -85,7 +90,7 @@ impl TodosController {
 
     async fn page(self: Arc<Self>, ctx: Context) -> Response {
         match ctx.query("user") {
-            Some(user) if valid(user) => Response::html(PAGE),
+            Some(user) if valid_user(user) => Response::html(PAGE),
             _ => Response::html("<p>Open <a href=\"/todos?user=ann\">/todos?user=ann</a> (any name of letters, digits, _ or -).</p>"),
         }
     }
@@ -99,13 +104,6 @@ impl TodosController {
 /// (see `docs/state.md` for an `authorize` hook that checks the user).
 pub fn state_routes(router: Router, store: &Store) -> Router {
     StateApi::new(store.clone()).mount(router, "/state")
-}
-
-fn valid(user: &str) -> bool {
-    (1..=64).contains(&user.len())
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 const PAGE: &str = r##"<!doctype html>
