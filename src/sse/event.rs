@@ -142,6 +142,18 @@ impl Event {
     /// Same rules as [`Event::data`]; useful on an event built from
     /// [`Event::new`]. See the [spec].
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// // Build the fields first, fill in the payload once it is known.
+    /// let template = Event::new().event("price");
+    /// let frame = template.clone().with_data("42.10").encode()?;
+    /// assert_eq!(frame, "event: price\ndata: 42.10\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
+    ///
     /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
     pub fn with_data(mut self, data: impl Into<String>) -> Event {
         self.data = Some(data.into());
@@ -156,6 +168,17 @@ impl Event {
     ///
     /// A name containing CR or LF is accepted here and refused by
     /// [`encode`](Event::encode) with [`FrameError::EventNameLineBreak`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// // In the browser: `source.addEventListener("chat", (e) => …)`.
+    /// let frame = Event::data("hi all").event("chat").encode()?;
+    /// assert_eq!(frame, "event: chat\ndata: hi all\n\n");
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
     ///
     /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
     pub fn event(mut self, name: impl Into<String>) -> Event {
@@ -172,6 +195,17 @@ impl Event {
     /// An id containing CR, LF or NUL is accepted here and refused by
     /// [`encode`](Event::encode) ([`FrameError::IdLineBreak`],
     /// [`FrameError::IdNul`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// let frame = Event::data("order shipped").id("1042").encode()?;
+    /// assert_eq!(frame, "id: 1042\ndata: order shipped\n\n");
+    /// // On reconnect the browser sends `Last-Event-ID: 1042`.
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
     ///
     /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
     pub fn id(mut self, id: impl Into<String>) -> Event {
@@ -204,22 +238,63 @@ impl Event {
 
     /// The `event:` field as set, if any: the event type client listeners
     /// match on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// assert_eq!(Event::data("x").event("chat").event_type(), Some("chat"));
+    /// assert_eq!(Event::data("x").event_type(), None); // a `message` event
+    /// ```
     pub fn event_type(&self) -> Option<&str> {
         self.event.as_deref()
     }
 
     /// The `id:` field as set, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// let event = Event::data("order shipped").id("1042");
+    /// assert_eq!(event.event_id(), Some("1042"));
+    /// assert_eq!(Event::data("x").event_id(), None);
+    /// ```
     pub fn event_id(&self) -> Option<&str> {
         self.id.as_deref()
     }
 
     /// The `retry:` field as set (before truncation to milliseconds), if
     /// any: the client's reconnection time.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    /// use std::time::Duration;
+    ///
+    /// let event = Event::new().retry(Duration::from_micros(2_500_900));
+    /// assert_eq!(event.reconnection_time(), Some(Duration::from_micros(2_500_900)));
+    /// assert_eq!(event.encode()?, "retry: 2500\n\n"); // truncated on the wire only
+    /// # Ok::<(), rill::sse::FrameError>(())
+    /// ```
     pub fn reconnection_time(&self) -> Option<Duration> {
         self.retry
     }
 
     /// The data as set (before splitting into `data:` lines), if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::Event;
+    ///
+    /// let event = Event::data("line one\r\nline two");
+    /// assert_eq!(event.payload(), Some("line one\r\nline two")); // not yet split
+    /// assert_eq!(Event::new().payload(), None);
+    /// ```
     pub fn payload(&self) -> Option<&str> {
         self.data.as_deref()
     }
@@ -232,6 +307,18 @@ impl Event {
     /// # Errors
     ///
     /// [`FrameError`] naming the first field that would break the frame.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::sse::{Event, FrameError};
+    ///
+    /// // Check an id taken from user input before queuing the event.
+    /// let user_id = "42\nevent: admin";
+    /// let event = Event::data("hello").id(user_id);
+    /// assert_eq!(event.validate(), Err(FrameError::IdLineBreak));
+    /// assert_eq!(Event::data("hello").id("42").validate(), Ok(()));
+    /// ```
     ///
     /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
     pub fn validate(&self) -> Result<(), FrameError> {

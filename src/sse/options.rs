@@ -5,6 +5,17 @@ use std::time::Duration;
 use super::Event;
 
 /// The default heartbeat interval: a comment after 15 s without a write.
+///
+/// # Example
+///
+/// ```
+/// use rill::sse::{SseOptions, DEFAULT_HEARTBEAT};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_HEARTBEAT, Duration::from_secs(15));
+/// // A proxy that drops idle connections after 10 s needs a shorter one:
+/// let options = SseOptions::new().heartbeat(DEFAULT_HEARTBEAT / 2);
+/// ```
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// How an SSE response is set up.
@@ -43,6 +54,25 @@ impl Default for SseOptions {
 
 impl SseOptions {
     /// No defaults, no auto ids, a heartbeat every 15 s of silence.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     sse.write("hello").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "data: hello\n\n"); // no id, no retry, no event name
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -66,12 +96,56 @@ impl SseOptions {
     }
 
     /// Writes `retry: <ms>` on every frame that does not set its own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// // Ask browsers to wait 3 s before reconnecting after a drop.
+    /// let options = SseOptions::new().retry(Duration::from_secs(3));
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     sse.write("hello").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "retry: 3000\ndata: hello\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retry(mut self, interval: Duration) -> Self {
         self.defaults = self.defaults.retry(interval);
         self
     }
 
     /// Writes `event: <name>` on every frame that does not set its own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// use rill::sse::Event;
+    ///
+    /// let options = SseOptions::new().event("price");
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     sse.write("42.10").await?;                           // uses the default
+    ///     sse.send(Event::data("closed").event("status")).await?; // its own
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "event: price\ndata: 42.10\n\nevent: status\ndata: closed\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn event(mut self, name: impl Into<String>) -> Self {
         self.defaults = self.defaults.event(name);
         self
@@ -79,6 +153,27 @@ impl SseOptions {
 
     /// Writes `id: <id>` on every frame that does not set its own (and is not
     /// numbered by [`auto_id`](Self::auto_id)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// // Every frame carries the version of the document it was computed from.
+    /// let options = SseOptions::new().id("v7");
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     sse.write("snapshot").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "id: v7\ndata: snapshot\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.defaults = self.defaults.id(id);
         self
@@ -91,6 +186,28 @@ impl SseOptions {
     /// A numeric id is written as rill writes them: decimal digits, no sign,
     /// no leading zero, at most 2^63 - 1. Any other `Last-Event-ID` (`+7`,
     /// `0007`, `18446744073709551615`) starts over at 1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// // The browser reconnects and sends `Last-Event-ID: 41`.
+    /// let resume = Some("41".to_owned());
+    /// let response = sse::response(SseOptions::new().auto_id(), resume, |mut sse| async move {
+    ///     sse.write("a").await?;
+    ///     sse.write("b").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "id: 42\ndata: a\n\nid: 43\ndata: b\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn auto_id(mut self) -> Self {
         self.auto_id = true;
         self
@@ -99,6 +216,27 @@ impl SseOptions {
     /// Sends a `: keep-alive` comment after this long without a write; every
     /// write restarts the timer, so busy streams send none. `Duration::ZERO`
     /// disables heartbeats.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// let options = SseOptions::new().heartbeat(Duration::from_secs(5));
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     tokio::time::sleep(Duration::from_secs(7)).await; // a quiet stream
+    ///     sse.write("late news").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, ": keep-alive\ndata: late news\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval;
         self
@@ -107,6 +245,28 @@ impl SseOptions {
     /// The most bytes of encoded events queued and not yet taken by the
     /// client (default 256 KiB); see
     /// [`LiveOptions::buffer_limit`](crate::LiveOptions::buffer_limit).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::sse::{self, SseOptions};
+    /// use std::time::Duration;
+    ///
+    /// // Big snapshots: let up to 1 MiB wait for a slow client before the
+    /// // writer has to wait too.
+    /// let options = SseOptions::new().buffer_limit(1024 * 1024);
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     sse.write("x".repeat(300 * 1024)).await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body.len(), "data: ".len() + 300 * 1024 + 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes.max(1);
         self

@@ -74,6 +74,26 @@ impl SseWriter {
     ///   nothing is written and the stream stays usable;
     /// * [`SendError::Stream`] with [`LiveError::ClientDisconnected`] or
     ///   [`LiveError::StreamClosed`], as for [`LiveStream::write`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     sse.send(Event::data("{\"id\":7}").event("order").id("7")).await?;
+    ///     // An invalid event is refused; the stream stays usable.
+    ///     assert!(sse.send(Event::data("x").id("bad\nid")).await.is_err());
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "event: order\nid: 7\ndata: {\"id\":7}\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn send(&mut self, event: Event) -> Result<(), SendError> {
         self.send_fields(
             event.event_type(),
@@ -91,6 +111,27 @@ impl SseWriter {
     /// # Errors
     ///
     /// As for [`send`](Self::send).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let options = SseOptions::new().event("tick");
+    /// let response = sse::response(options, None, |mut sse| async move {
+    ///     for n in 1..=2 {
+    ///         sse.write(n.to_string()).await?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "event: tick\ndata: 1\n\nevent: tick\ndata: 2\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn write(&mut self, data: impl AsRef<str>) -> Result<(), SendError> {
         self.send_fields(None, None, None, Some(data.as_ref()))
             .await
@@ -175,6 +216,25 @@ impl SseWriter {
     /// # Errors
     ///
     /// [`LiveError::ClientDisconnected`], [`LiveError::StreamClosed`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     sse.comment("connected").await?; // flushes headers, shows nothing
+    ///     sse.write("hello").await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, ": connected\ndata: hello\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn comment(&mut self, text: &str) -> Result<(), LiveError> {
         if let Some(e) = self.stream.write_error() {
             return Err(e);
@@ -187,43 +247,217 @@ impl SseWriter {
     /// The id the client last saw, from its `Last-Event-ID` header (or a
     /// `lastEventId` query parameter, as EventSource polyfills send it).
     /// `None` on a first connection, or when the value was invalid.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// // The browser reconnects after seeing event `order-17`.
+    /// let resume = Some("order-17".to_owned());
+    /// let response = sse::response(SseOptions::new(), resume, |mut sse| async move {
+    ///     let after = sse.last_event_id().unwrap_or("the start").to_owned();
+    ///     sse.write(format!("replaying after {after}")).await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "data: replaying after order-17\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
     }
 
     /// The id the next auto-numbered event will get (`None` without
     /// [`SseOptions::auto_id`](super::SseOptions::auto_id)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let resume = Some("9".to_owned());
+    /// let response = sse::response(SseOptions::new().auto_id(), resume, |mut sse| async move {
+    ///     let next = sse.next_id().unwrap_or(1);
+    ///     sse.write(format!("starting at {next}")).await?;
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "id: 10\ndata: starting at 10\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn next_id(&self) -> Option<u64> {
         self.next_id
     }
 
     /// Whether the client has gone away.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    /// let response = sse::response(SseOptions::new(), None, |sse| async move {
+    ///     sse.disconnected().await;
+    ///     let _ = seen_tx.send(sse.is_disconnected());
+    ///     Ok(())
+    /// });
+    /// drop(response); // the browser tab is closed
+    /// assert!(seen_rx.await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.stream.is_disconnected()
     }
 
     /// Whether the stream is closed (by [`close`](Self::close) or shutdown).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     sse.write("done").await?;
+    ///     sse.close();
+    ///     assert!(sse.is_closed());
+    ///     assert!(sse.write("ignored").await.is_err());
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "data: done\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.stream.is_closed()
     }
 
     /// Whether the stream was closed because the server is shutting down.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// use rill::LiveTracker;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    /// let options = SseOptions::new().tracker(tracker.clone());
+    /// let _response = sse::response(options, None, |mut sse| async move {
+    ///     sse.closed().await;
+    ///     if sse.is_shutting_down() {
+    ///         let _ = seen_tx.send(());
+    ///         // Say goodbye; the client reconnects to another instance.
+    ///     }
+    ///     Ok(())
+    /// });
+    /// tracker.close_all(); // what a graceful shutdown does
+    /// seen_rx.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.stream.is_shutting_down()
     }
 
     /// Closes the stream; the body ends cleanly after what was sent.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// // A one-shot report: send it, then end the response.
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     sse.send(Event::data("42 rows exported").event("done")).await?;
+    ///     sse.close();
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "event: done\ndata: 42 rows exported\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&mut self) {
         self.stream.close();
     }
 
     /// A future that resolves when the client goes away, even while idle.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// let (left_tx, left_rx) = tokio::sync::oneshot::channel();
+    /// let response = sse::response(SseOptions::new(), None, |sse| async move {
+    ///     // Idle until the client leaves, then clean up (presence, locks, …).
+    ///     sse.disconnected().await;
+    ///     let _ = left_tx.send("cleaned up");
+    ///     Ok(())
+    /// });
+    /// drop(response); // hyper drops the body when the client goes away
+    /// assert_eq!(left_rx.await?, "cleaned up");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
         self.stream.disconnected()
     }
 
     /// A future that resolves when the stream can take no more events
     /// (closed, shutting down, or client gone).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// use rill::sse::{self, Event, SseOptions};
+    ///
+    /// use std::time::Duration;
+    ///
+    /// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+    ///     let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = ticks.tick() => sse.write("tick").await?,
+    ///             _ = sse.closed() => return Ok(()), // gone, closed or shutting down
+    ///         }
+    ///     }
+    /// });
+    /// drop(response);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         self.stream.closed()
     }
