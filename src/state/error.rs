@@ -4,6 +4,25 @@ use super::{limits::LimitError, ops::OpError};
 use crate::broker::PublishError;
 
 /// Why a store operation failed. Nothing was changed.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::state::{StateError, Store, UpdateOp};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// # store.set("todos", "ann", "t1", json!("milk")).await.unwrap();
+/// // "milk" is a string: incrementing it fails, and nothing changes.
+/// let ops = [UpdateOp::Increment { path: vec![], by: 1.into() }];
+/// match store.update("todos", "ann", "t1", &ops, None).await {
+///     Err(StateError::Op(error)) => assert_eq!(error.op, "increment"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(store.get("todos", "ann", "t1").await.unwrap(), Some(json!("milk")));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {

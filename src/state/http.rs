@@ -33,6 +33,23 @@ use crate::{
 };
 
 /// What a request would read or write, for the authorize hook.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{Access, StateApi, Store};
+///
+/// // Everyone reads the `board` stream; only admins write to it.
+/// fn allowed(is_admin: bool, access: &Access<'_>) -> bool {
+///     access.stream == "board" && (!access.write || is_admin)
+/// }
+/// let read = Access { stream: "board", group: Some("main"), item: None, write: false };
+/// assert!(allowed(false, &read));
+/// assert!(!allowed(false, &Access { write: true, ..read }));
+/// let api = StateApi::new(Store::new())
+///     .authorize(|ctx, access| allowed(ctx.header("x-role") == Some("admin"), access));
+/// # drop(api);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access<'a> {
     /// The stream.
@@ -70,6 +87,22 @@ pub struct StateApi {
 impl StateApi {
     /// The API of `store`, open to every request until
     /// [`authorize`](Self::authorize) says otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::http::{Request, StatusCode};
+    /// use rill::state::{StateApi, Store};
+    ///
+    /// let store = Store::new();
+    /// let app = StateApi::new(store.clone()).mount(rill::Router::new(), "/state").into_service();
+    /// let put = Request::put("/state/todos/ann/t1").header("host", "localhost")
+    ///     .body(r#"{"title":"milk"}"#.to_owned())?;
+    /// assert_eq!(app.handle(put).await.status(), StatusCode::OK);
+    /// assert_eq!(store.get("todos", "ann", "t1").await?, Some(serde_json::json!({"title": "milk"})));
+    /// # Ok(()) }
+    /// ```
     pub fn new(store: Store) -> Self {
         StateApi {
             store,
@@ -80,12 +113,43 @@ impl StateApi {
 
     /// Tells SSE clients to reconnect after `interval` (`retry:`) instead of
     /// their default (3 s in browsers).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{StateApi, Store};
+    /// use std::time::Duration;
+    ///
+    /// // Watchers (EventSource clients) come back one second after a drop.
+    /// let router = StateApi::new(Store::new())
+    ///     .retry(Duration::from_secs(1))
+    ///     .mount(rill::Router::new(), "/state");
+    /// # drop(router);
+    /// ```
     pub fn retry(mut self, interval: std::time::Duration) -> Self {
         self.retry = Some(interval);
         self
     }
 
     /// Asks `hook` before every request: `false` answers `403`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::http::{Request, StatusCode};
+    /// use rill::state::{StateApi, Store};
+    ///
+    /// let app = StateApi::new(Store::new())
+    ///     .authorize(|ctx, access| ctx.header("x-user") == access.group) // own group only
+    ///     .mount(rill::Router::new(), "/state")
+    ///     .into_service();
+    /// let get = |user: &str| Request::get("/state/todos/ann").header("host", "localhost")
+    ///     .header("x-user", user).body(String::new());
+    /// assert_eq!(app.handle(get("ann")?).await.status(), StatusCode::OK);
+    /// assert_eq!(app.handle(get("bob")?).await.status(), StatusCode::FORBIDDEN);
+    /// # Ok(()) }
+    /// ```
     pub fn authorize(
         mut self,
         hook: impl Fn(&Context, &Access<'_>) -> bool + Send + Sync + 'static,
@@ -95,6 +159,23 @@ impl StateApi {
     }
 
     /// Adds the routes under `base` (`"/state"`) to `router`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::http::{Request, StatusCode};
+    /// use rill::state::{StateApi, Store};
+    ///
+    /// let store = Store::new();
+    /// # store.set("todos", "ann", "t1", serde_json::json!({"n": 1})).await?;
+    /// let app = StateApi::new(store).mount(rill::Router::new(), "/api/state").into_service();
+    /// // A failing operation answers 422 (and changes nothing).
+    /// let patch = Request::patch("/api/state/todos/ann/t1").header("host", "localhost")
+    ///     .body(r#"{"ops":[{"op":"append","path":["n"],"value":2}]}"#.to_owned())?;
+    /// assert_eq!(app.handle(patch).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    /// # Ok(()) }
+    /// ```
     pub fn mount(self, router: Router, base: &str) -> Router {
         let base = base.trim_end_matches('/');
         let api = Arc::new(self);

@@ -32,9 +32,42 @@ use crate::{
 
 /// What `authenticate` found out about a connection (any JSON: a user id,
 /// permissions): handed to the join and leave hooks.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{AuthContext, IiiEndpoint, Store};
+/// use serde_json::json;
+///
+/// let iii = IiiEndpoint::new(Store::new())
+///     .authenticate(|ctx: &rill::Context| {
+///         let auth: Option<AuthContext> = ctx.header("x-user").map(|u| json!({"user": u, "admin": false}));
+///         async move { auth }
+///     })
+///     .on_join(|auth: AuthContext, _join| async move { auth["admin"] == true });
+/// # drop(iii);
+/// ```
 pub type AuthContext = Value;
 
 /// A join or leave, as the hooks see it.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{IiiEndpoint, JoinRequest, Store};
+///
+/// // Items of `chat` are readable by their group's members only.
+/// fn member(user: &str, join: &JoinRequest) -> bool {
+///     join.stream == "chat" && join.group.split('+').any(|member| member == user)
+/// }
+/// let join = JoinRequest {
+///     subscription_id: "s1".into(), stream: "chat".into(), group: "ann+bob".into(), item: None,
+/// };
+/// assert!(member("bob", &join) && !member("eve", &join));
+/// let iii = IiiEndpoint::new(Store::new())
+///     .on_join(|auth, join| async move { auth["user"].as_str().is_some_and(|u| member(u, &join)) });
+/// # drop(iii);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {
     /// The client's id for the subscription.
@@ -82,6 +115,20 @@ pub struct IiiEndpoint {
 impl IiiEndpoint {
     /// The endpoint of `store`: every connection accepted, every join
     /// allowed, until hooks say otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{IiiEndpoint, Store};
+    /// use rill::{Context, Router};
+    ///
+    /// let iii = IiiEndpoint::new(Store::new()); // open to all: add hooks before serving it
+    /// let router = Router::new().get("/streams", move |ctx: Context| {
+    ///     let iii = iii.clone();
+    ///     async move { iii.accept(ctx).await }
+    /// });
+    /// # drop(router);
+    /// ```
     pub fn new(store: Store) -> Self {
         IiiEndpoint {
             store,
@@ -95,6 +142,26 @@ impl IiiEndpoint {
     /// Runs `hook` before the upgrade: its context goes to the join and
     /// leave hooks; `None` — or a panic — refuses the connection with
     /// `401` (fails closed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::http::{Request, StatusCode};
+    /// use rill::state::{IiiEndpoint, Store};
+    /// use rill::{Context, Router};
+    ///
+    /// let iii = IiiEndpoint::new(Store::new()).authenticate(|ctx: &Context| {
+    ///     let user = ctx.query("token").filter(|t| *t == "s3cret").map(|_| serde_json::json!("ann"));
+    ///     async move { user }
+    /// });
+    /// let app = Router::new()
+    ///     .get("/streams", move |ctx: Context| { let iii = iii.clone(); async move { iii.accept(ctx).await } })
+    ///     .into_service();
+    /// let request = Request::get("/streams?token=guess").header("host", "localhost").body(String::new())?;
+    /// assert_eq!(app.handle(request).await.status(), StatusCode::UNAUTHORIZED);
+    /// # Ok(()) }
+    /// ```
     pub fn authenticate<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(&Context) -> Fut + Send + Sync + 'static,
@@ -106,6 +173,21 @@ impl IiiEndpoint {
 
     /// Asks `hook` before every join: `false` answers the subscription with
     /// `{"type":"unauthorized"}`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{IiiEndpoint, Store};
+    ///
+    /// // `authenticate` put the user's name in the context; users join their own group.
+    /// let iii = IiiEndpoint::new(Store::new())
+    ///     .authenticate(|ctx: &rill::Context| {
+    ///         let user = ctx.header("x-user").map(|u| serde_json::json!({"user": u}));
+    ///         async move { user }
+    ///     })
+    ///     .on_join(|auth, join| async move { auth["user"] == join.group.as_str() });
+    /// # drop(iii);
+    /// ```
     pub fn on_join<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
@@ -117,6 +199,17 @@ impl IiiEndpoint {
     }
 
     /// [`on_join`](Self::on_join) for the joins of stream `stream` only.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{IiiEndpoint, Store};
+    ///
+    /// // Anyone may follow the public scoreboard; only admins the audit log.
+    /// let iii = IiiEndpoint::new(Store::new())
+    ///     .on_join_stream("audit", |auth, _join| async move { auth["admin"] == true });
+    /// # drop(iii);
+    /// ```
     pub fn on_join_stream<F, Fut>(mut self, stream: &str, hook: F) -> Self
     where
         F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
@@ -130,6 +223,25 @@ impl IiiEndpoint {
     }
 
     /// Runs `hook` when a subscription ends (a leave, or the socket's end).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{IiiEndpoint, Store};
+    ///
+    /// let store = Store::new();
+    /// let presence = store.clone();
+    /// // Mark a user away when their subscription to a room ends.
+    /// let iii = IiiEndpoint::new(store).on_leave(move |auth, join| {
+    ///     let presence = presence.clone();
+    ///     async move {
+    ///         if let Some(user) = auth["user"].as_str() {
+    ///             let _ = presence.set("presence", &join.group, user, serde_json::json!("away")).await;
+    ///         }
+    ///     }
+    /// });
+    /// # drop(iii);
+    /// ```
     pub fn on_leave<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(AuthContext, JoinRequest) -> Fut + Send + Sync + 'static,
@@ -141,12 +253,42 @@ impl IiiEndpoint {
     }
 
     /// How sockets are accepted (origins, the largest message).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{IiiEndpoint, Store};
+    /// use rill::ws::WsOptions;
+    ///
+    /// let iii = IiiEndpoint::new(Store::new()).ws_options(
+    ///     WsOptions::new()
+    ///         .allowed_origins(["https://app.example.com"])
+    ///         .max_message(16 * 1024),
+    /// );
+    /// # drop(iii);
+    /// ```
     pub fn ws_options(mut self, options: WsOptions) -> Self {
         self.options = options;
         self
     }
 
     /// Answers `ctx` with a connection (`401` when `authenticate` refuses).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use rill::state::{IiiEndpoint, Store};
+    /// use rill::{Context, Router, Server};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), rill::ServeError> {
+    /// let iii = IiiEndpoint::new(Store::new());
+    /// let router = Router::new().get("/streams", move |ctx: Context| {
+    ///     let iii = iii.clone();
+    ///     async move { iii.accept(ctx).await } // the Motia client connects to ws://…/streams
+    /// });
+    /// Server::bind("127.0.0.1:3000").await?.serve(router).await
+    /// # }
+    /// ```
     pub async fn accept(&self, ctx: Context) -> Response {
         let auth = match &self.authenticate {
             Some(hook) => match crate::panic::catch_unwind(hook(&ctx)).await {

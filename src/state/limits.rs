@@ -5,9 +5,31 @@ use serde_json::Value;
 
 /// Keys refused anywhere in a value or a path: JavaScript clients merge
 /// values into objects, and these would reach their prototypes.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{LimitError, Limits, REFUSED_KEYS};
+/// use serde_json::json;
+///
+/// assert!(REFUSED_KEYS.contains(&"__proto__"));
+/// let value = json!({"profile": {"__proto__": {"admin": true}}});
+/// assert!(matches!(Limits::default().check_value(&value), Err(LimitError::RefusedKey { .. })));
+/// ```
 pub const REFUSED_KEYS: [&str; 3] = ["__proto__", "constructor", "prototype"];
 
 /// Limits of a [`Store`](super::Store)'s values and names.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::Limits;
+///
+/// let limits = Limits { max_keys: 100, ..Limits::default() };
+/// assert_eq!((limits.max_keys, limits.max_depth), (100, 32));
+/// let store = rill::state::Store::builder().limits(limits).build();
+/// assert_eq!(store.limits().max_keys, 100);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Nesting of arrays and objects (default 32).
@@ -33,6 +55,18 @@ impl Default for Limits {
 }
 
 /// Which limit a value, name or path broke.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{LimitError, Limits};
+/// use serde_json::json;
+///
+/// let limits = Limits { max_depth: 2, ..Limits::default() };
+/// let error = limits.check_value(&json!({"a": {"b": {"c": 1}}})).unwrap_err();
+/// assert_eq!(error, LimitError::TooDeep { max: 2 });
+/// assert_eq!(error.to_string(), "nested deeper than 2");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimitError {
@@ -74,6 +108,17 @@ pub enum LimitError {
 impl Limits {
     /// Checks a stream, group or item name: 1 to `max_name_bytes` bytes,
     /// no `/`, no control characters.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Limits;
+    ///
+    /// let limits = Limits::default();
+    /// assert!(limits.check_name("todo-42").is_ok());
+    /// assert!(limits.check_name("").is_err());
+    /// assert!(limits.check_name("ann/todos").is_err());
+    /// ```
     pub fn check_name(&self, name: &str) -> Result<(), LimitError> {
         let bad = |reason| LimitError::BadName {
             name: cut(name),
@@ -93,6 +138,17 @@ impl Limits {
 
     /// Checks a path: at most `max_depth` segments, each at most
     /// `max_name_bytes`, none refused.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{LimitError, Limits};
+    ///
+    /// let limits = Limits::default();
+    /// assert!(limits.check_path(&["tags".into(), "0".into()]).is_ok());
+    /// let error = limits.check_path(&["constructor".into()]).unwrap_err();
+    /// assert!(matches!(error, LimitError::RefusedKey { .. }));
+    /// ```
     pub fn check_path(&self, path: &[String]) -> Result<(), LimitError> {
         if path.len() > self.max_depth {
             return Err(LimitError::TooDeep {
@@ -113,6 +169,17 @@ impl Limits {
 
     /// Checks a value: depth, keys per object or array, refused keys, size
     /// as JSON.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{LimitError, Limits};
+    /// use serde_json::json;
+    ///
+    /// let limits = Limits { max_keys: 3, ..Limits::default() };
+    /// assert!(limits.check_value(&json!([1, 2, 3])).is_ok());
+    /// assert_eq!(limits.check_value(&json!([1, 2, 3, 4])), Err(LimitError::TooManyKeys { max: 3 }));
+    /// ```
     pub fn check_value(&self, value: &Value) -> Result<(), LimitError> {
         let mut bytes = 0;
         self.walk(value, 0, &mut bytes)?;

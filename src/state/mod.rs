@@ -48,6 +48,30 @@ impl Store {
     /// values. Triggers run in one task, one change at a time, in the order
     /// the changes were made; a trigger may write to the store. An error is
     /// logged, a panic caught. Call it inside a tokio runtime.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{ChangeFilter, Store};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// // Keep a count of each user's todos, next to them.
+    /// let counter = store.clone();
+    /// store.on_change(ChangeFilter::stream("todos"), move |change| {
+    ///     let store = counter.clone();
+    ///     async move {
+    ///         let count = store.list("todos", &change.group).await?.len();
+    ///         store.set("counts", "todos", &change.group, json!(count)).await?;
+    ///         Ok(())
+    ///     }
+    /// });
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// # while store.get("counts", "todos", "ann").await?.is_none() { tokio::task::yield_now().await }
+    /// assert_eq!(store.get("counts", "todos", "ann").await?, Some(json!(1)));
+    /// # Ok(()) }
+    /// ```
     pub fn on_change<F, Fut>(&self, filter: ChangeFilter, trigger: F)
     where
         F: Fn(Change) -> Fut + Send + Sync + 'static,

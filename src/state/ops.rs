@@ -88,6 +88,15 @@ pub enum UpdateOp {
 
 impl UpdateOp {
     /// The operation's name, as in its JSON (`"set"`, `"merge"`, …).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::UpdateOp;
+    ///
+    /// let op = UpdateOp::Remove { path: vec!["tags".into(), "0".into()] };
+    /// assert_eq!(op.name(), "remove");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             UpdateOp::Set { .. } => "set",
@@ -114,6 +123,17 @@ impl UpdateOp {
 }
 
 /// Why an operation failed.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{apply, Limits, OpFailure, UpdateOp};
+/// use serde_json::json;
+///
+/// let ops = [UpdateOp::Append { path: vec!["count".into()], value: json!(1) }];
+/// let error = apply(Some(&json!({"count": 3})), &ops, &Limits::default()).unwrap_err();
+/// assert!(matches!(error.failure, OpFailure::WrongType { found: "a number", .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpFailure {
@@ -146,6 +166,21 @@ pub enum OpFailure {
 
 /// An update that failed: which operation (its index in the list), and why.
 /// Nothing was changed.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{apply, Limits, OpFailure, UpdateOp};
+/// use serde_json::json;
+///
+/// let ops = [
+///     UpdateOp::Set { path: vec!["done".into()], value: json!(true) },
+///     UpdateOp::Test { path: vec!["owner".into()], value: json!("ann") },
+/// ];
+/// let error = apply(Some(&json!({"owner": "bob"})), &ops, &Limits::default()).unwrap_err();
+/// assert_eq!(error.to_string(), "operation 1 (test) failed: test failed: the value differs");
+/// assert_eq!((error.index, error.op, error.failure), (1, "test", OpFailure::TestFailed));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("operation {index} ({op}) failed: {failure}")]
 pub struct OpError {
@@ -164,6 +199,22 @@ pub struct OpError {
 /// # Errors
 ///
 /// [`OpError`] naming the failing operation.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{apply, Limits, UpdateOp};
+/// use serde_json::json;
+///
+/// let cart = json!({"items": ["apple"], "total": 3});
+/// let ops = [
+///     UpdateOp::Append { path: vec!["items".into()], value: json!("pear") },
+///     UpdateOp::Increment { path: vec!["total".into()], by: 2.into() },
+/// ];
+/// let cart = apply(Some(&cart), &ops, &Limits::default())?;
+/// assert_eq!(cart, json!({"items": ["apple", "pear"], "total": 5}));
+/// # Ok::<(), rill::state::OpError>(())
+/// ```
 pub fn apply(current: Option<&Value>, ops: &[UpdateOp], limits: &Limits) -> Result<Value, OpError> {
     let mut value = current.cloned().unwrap_or(Value::Null);
     for (index, op) in ops.iter().enumerate() {

@@ -33,6 +33,23 @@ use crate::broker::{Broker, Epoch, Position, Publication, MAX_CHANNEL_NAME};
 /// Where a group stands: the broker epoch of its channel and the offset of
 /// its last change (0 before the first). Written `<epoch>.<rev>` (the SSE
 /// id of a state stream).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{Revision, Store};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// let first = store.set("todos", "ann", "t1", json!("milk")).await?.rev;
+/// let second = store.set("todos", "ann", "t2", json!("eggs")).await?.rev;
+/// assert_eq!((first.rev, second.rev), (1, 2));
+/// assert_eq!(second.epoch, first.epoch);
+/// // The SSE id a client sends back as Last-Event-ID:
+/// assert_eq!(Revision::parse(&second.to_string()), Some(second));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Revision {
     /// The epoch ("" before the first change).
@@ -59,6 +76,17 @@ impl Revision {
     }
 
     /// Reads `<epoch>.<rev>` (and `.0`, a group never written).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Revision;
+    ///
+    /// let rev = Revision::parse("k2x9.42").unwrap();
+    /// assert_eq!((rev.epoch.as_str(), rev.rev), ("k2x9", 42));
+    /// assert_eq!(Revision::parse(".0"), Some(Revision::default()));
+    /// assert_eq!(Revision::parse("not a revision"), None);
+    /// ```
     pub fn parse(text: &str) -> Option<Revision> {
         if text == ".0" {
             return Some(Revision::default());
@@ -80,6 +108,22 @@ impl fmt::Display for Revision {
 }
 
 /// What a write did.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::Store;
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// store.set("todos", "ann", "t1", json!({"done": false})).await?;
+/// let write = store.set("todos", "ann", "t1", json!({"done": false})).await?;
+/// assert!(!write.changed); // the same value: nothing published
+/// assert_eq!(write.old, write.new);
+/// assert_eq!(write.rev.rev, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     /// The value before (`None`: absent).
@@ -95,6 +139,23 @@ pub struct Write {
 
 impl Write {
     /// `{"old","new","rev","changed"}`, as the HTTP API answers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let write = store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let body = write.to_json();
+    /// assert_eq!(body["old"], json!(null));
+    /// assert_eq!(body["new"], json!("milk"));
+    /// assert_eq!(body["changed"], json!(true));
+    /// assert_eq!(body["rev"], json!(write.rev.to_string()));
+    /// # Ok(()) }
+    /// ```
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "old": self.old,
@@ -107,6 +168,22 @@ impl Write {
 
 /// A group's items as one snapshot, with the revision of the last change it
 /// includes and the timestamp it takes in the group's sequence.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::Store;
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// store.set("todos", "ann", "t2", json!("eggs")).await?;
+/// store.set("todos", "ann", "t1", json!("milk")).await?;
+/// let snapshot = store.snapshot("todos", "ann", None).await?;
+/// assert_eq!(snapshot.items.keys().collect::<Vec<_>>(), ["t1", "t2"]);
+/// assert_eq!(snapshot.rev.rev, 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// Item id → value, in id order.
@@ -187,6 +264,19 @@ pub(crate) struct Inner {
 }
 
 /// Configures a [`Store`].
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::Broker;
+/// use rill::state::{Limits, Store};
+///
+/// let store = Store::builder()
+///     .broker(Broker::builder().history(10_000).build())
+///     .limits(Limits { max_value_bytes: 64 * 1024, ..Limits::default() })
+///     .build();
+/// assert_eq!(store.limits().max_value_bytes, 64 * 1024);
+/// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct StoreBuilder {
@@ -198,12 +288,43 @@ impl StoreBuilder {
     /// Publishes changes through `broker` (its history is what resuming
     /// subscribers get back; by default a broker of the store's own that
     /// keeps 1,000 changes per group).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::broker::Broker;
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// // Keep the last 10,000 changes of each group for resuming clients.
+    /// let broker = Broker::builder().history(10_000).build();
+    /// let store = Store::builder().broker(broker.clone()).build();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// assert_eq!(broker.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn broker(mut self, broker: Broker) -> Self {
         self.broker = Some(broker);
         self
     }
 
     /// Limits on values and names.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::state::{LimitError, Limits, StateError, Store};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::builder()
+    ///     .limits(Limits { max_value_bytes: 16, ..Limits::default() })
+    ///     .build();
+    /// let error = store.set("notes", "ann", "n1", json!("far more than sixteen bytes")).await;
+    /// assert!(matches!(error, Err(StateError::Limit(LimitError::TooLarge { max: 16 }))));
+    /// # }
+    /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -211,6 +332,15 @@ impl StoreBuilder {
 
     /// Builds the store. Triggers run in a task of the runtime it is built
     /// on (or the first one a write happens on).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{Limits, Store};
+    ///
+    /// let store = Store::builder().limits(Limits::default()).build();
+    /// assert_eq!(store.limits(), &Limits::default());
+    /// ```
     pub fn build(self) -> Store {
         let (changes, receiver) = mpsc::unbounded_channel();
         let triggers = Triggers::default();
@@ -241,11 +371,34 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Store {
     /// A store with the defaults.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    ///
+    /// let store = Store::new();
+    /// assert_eq!(store.get("todos", "ann", "t1").await?, None);
+    /// assert!(store.list_groups("todos")?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Store {
         Store::builder().build()
     }
 
     /// Configures a store.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::{Limits, Store};
+    ///
+    /// let store = Store::builder()
+    ///     .limits(Limits { max_depth: 8, ..Limits::default() })
+    ///     .build();
+    /// assert_eq!(store.limits().max_depth, 8);
+    /// ```
     pub fn builder() -> StoreBuilder {
         StoreBuilder {
             broker: None,
@@ -254,11 +407,35 @@ impl Store {
     }
 
     /// The broker changes are published on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// // Each group's changes ride the broker channel `state:<stream>/<group>`.
+    /// assert_eq!(store.broker().stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
     }
 
     /// The store's limits.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Store;
+    ///
+    /// let store = Store::new();
+    /// assert_eq!(store.limits().max_name_bytes, 256);
+    /// assert!(store.limits().check_name("todos").is_ok());
+    /// ```
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
@@ -292,6 +469,21 @@ impl Store {
     /// # Errors
     ///
     /// [`StateError::Limit`] for a bad name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{StateError, Store};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!({"title": "milk"})).await?;
+    /// assert_eq!(store.get("todos", "ann", "t1").await?, Some(json!({"title": "milk"})));
+    /// assert_eq!(store.get("todos", "ann", "t2").await?, None);
+    /// assert!(matches!(store.get("todos", "ann", "a/b").await, Err(StateError::Limit(_))));
+    /// # Ok(()) }
+    /// ```
     pub async fn get(
         &self,
         stream: &str,
@@ -309,6 +501,21 @@ impl Store {
     /// # Errors
     ///
     /// [`StateError::Limit`] for a bad name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t2", json!("eggs")).await?;
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let items = store.list("todos", "ann").await?;
+    /// assert_eq!(items, [("t1".to_owned(), json!("milk")), ("t2".to_owned(), json!("eggs"))]);
+    /// # Ok(()) }
+    /// ```
     pub async fn list(
         &self,
         stream: &str,
@@ -327,6 +534,22 @@ impl Store {
     /// # Errors
     ///
     /// [`StateError::Limit`] for a bad name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "bob", "t1", json!("tea")).await?;
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// assert_eq!(store.list_groups("todos")?, ["ann", "bob"]);
+    /// store.delete("todos", "bob", "t1").await?; // bob's group is empty now
+    /// assert_eq!(store.list_groups("todos")?, ["ann"]);
+    /// # Ok(()) }
+    /// ```
     pub fn list_groups(&self, stream: &str) -> Result<Vec<String>, StateError> {
         self.inner.limits.check_name(stream)?;
         Ok(lock(&self.inner.streams)
@@ -342,6 +565,22 @@ impl Store {
     /// # Errors
     ///
     /// [`StateError::Limit`] for a bad name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// store.set("todos", "ann", "t2", json!("eggs")).await?;
+    /// let one = store.snapshot("todos", "ann", Some("t2")).await?;
+    /// assert_eq!(one.items.len(), 1);
+    /// assert_eq!(one.rev.rev, 2); // the group's revision, even for one item
+    /// # Ok(()) }
+    /// ```
     pub async fn snapshot(
         &self,
         stream: &str,
@@ -375,6 +614,22 @@ impl Store {
     /// [`StateError::Limit`] for a bad name or a value past the limits;
     /// [`StateError::Publish`] when the broker refused the change (nothing
     /// changed then).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let write = store.set("todos", "ann", "t1", json!({"title": "milk"})).await?;
+    /// assert_eq!((write.old, write.changed), (None, true));
+    /// let write = store.set("todos", "ann", "t1", json!({"title": "oat milk"})).await?;
+    /// assert_eq!(write.old, Some(json!({"title": "milk"})));
+    /// assert_eq!(write.rev.rev, 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn set(
         &self,
         stream: &str,
@@ -393,6 +648,21 @@ impl Store {
     /// # Errors
     ///
     /// As for [`set`](Self::set).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let write = store.delete("todos", "ann", "t1").await?;
+    /// assert_eq!((write.old, write.new, write.rev.rev), (Some(json!("milk")), None, 2));
+    /// assert!(!store.delete("todos", "ann", "t1").await?.changed); // gone already
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, stream: &str, group: &str, item: &str) -> Result<Write, StateError> {
         self.write(stream, group, item, None, |_| Ok(None)).await
     }
@@ -404,6 +674,24 @@ impl Store {
     ///
     /// [`StateError::Op`] naming the failing operation (nothing changed);
     /// [`StateError::RevisionMismatch`]; as for [`set`](Self::set).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{StateError, Store, UpdateOp};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let rev = store.set("votes", "poll1", "yes", json!(0)).await?.rev;
+    /// let bump = [UpdateOp::Increment { path: vec![], by: 1.into() }];
+    /// let write = store.update("votes", "poll1", "yes", &bump, Some(&rev)).await?;
+    /// assert_eq!((write.new, write.rev.rev), (Some(json!(1)), 2));
+    /// // Another write came first: the stale revision is refused.
+    /// let stale = store.update("votes", "poll1", "yes", &bump, Some(&rev)).await;
+    /// assert!(matches!(stale, Err(StateError::RevisionMismatch { .. })));
+    /// # Ok(()) }
+    /// ```
     pub async fn update(
         &self,
         stream: &str,
@@ -426,6 +714,24 @@ impl Store {
     /// # Errors
     ///
     /// As for [`set`](Self::set).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("chat", "room1", None, None)?;
+    /// # watcher.next().await; // the sync
+    /// let rev = store.send("chat", "room1", None, "typing", json!({"user": "ann"})).await?;
+    /// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+    /// assert_eq!(delta.rev(), rev);
+    /// assert_eq!(delta.value()["event"], "typing");
+    /// assert!(store.list("chat", "room1").await?.is_empty()); // not stored
+    /// # Ok(()) }
+    /// ```
     pub async fn send(
         &self,
         stream: &str,

@@ -15,6 +15,22 @@ use super::store::Revision;
 use crate::error::BoxError;
 
 /// What kind of change.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{ChangeKind, Store, WatchEvent};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// let mut watcher = store.watch("todos", "ann", None, None)?;
+/// # watcher.next().await; // the sync
+/// store.set("todos", "ann", "t1", json!("milk")).await?;
+/// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+/// assert_eq!(delta.kind(), ChangeKind::Create);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
     /// An item appeared.
@@ -29,6 +45,16 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// `"create"`, `"update"`, `"delete"` or `"event"`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::ChangeKind;
+    ///
+    /// // The SSE event name of a change (`event: update`).
+    /// assert_eq!(ChangeKind::Update.as_str(), "update");
+    /// assert_eq!(ChangeKind::Event.as_str(), "event");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Create => "create",
@@ -50,6 +76,26 @@ impl ChangeKind {
 }
 
 /// A change of a group, as triggers see it.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{ChangeFilter, ChangeKind, Store};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// let (seen, mut changes) = tokio::sync::mpsc::unbounded_channel();
+/// store.on_change(ChangeFilter::stream("todos"), move |change| {
+///     let _ = seen.send(change);
+///     async { Ok(()) }
+/// });
+/// store.set("todos", "ann", "t1", json!("milk")).await?;
+/// let change = changes.recv().await.unwrap();
+/// assert_eq!((change.kind, change.item.as_deref()), (ChangeKind::Create, Some("t1")));
+/// assert_eq!((change.old, change.new), (None, Some(json!("milk"))));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// Create, update, delete or a custom event.
@@ -112,6 +158,16 @@ pub(crate) fn item_prefix(item: &str) -> String {
 }
 
 /// Which changes a trigger sees.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::ChangeFilter;
+///
+/// let filter = ChangeFilter::stream("todos").group("ann").item("t1");
+/// assert_eq!(filter.stream, "todos");
+/// assert_eq!((filter.group.as_deref(), filter.item.as_deref()), (Some("ann"), Some("t1")));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
     /// The stream.
@@ -124,6 +180,15 @@ pub struct ChangeFilter {
 
 impl ChangeFilter {
     /// Every change of `stream`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::ChangeFilter;
+    ///
+    /// let every_todo = ChangeFilter::stream("todos");
+    /// assert_eq!((every_todo.group, every_todo.item), (None, None));
+    /// ```
     pub fn stream(stream: impl Into<String>) -> Self {
         ChangeFilter {
             stream: stream.into(),
@@ -132,12 +197,30 @@ impl ChangeFilter {
     }
 
     /// Only group `group`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::ChangeFilter;
+    ///
+    /// let anns_todos = ChangeFilter::stream("todos").group("ann");
+    /// assert_eq!(anns_todos.group.as_deref(), Some("ann"));
+    /// ```
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self
     }
 
     /// Only item `item`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::ChangeFilter;
+    ///
+    /// let one_todo = ChangeFilter::stream("todos").group("ann").item("t1");
+    /// assert_eq!(one_todo.item.as_deref(), Some("t1"));
+    /// ```
     pub fn item(mut self, item: impl Into<String>) -> Self {
         self.item = Some(item.into());
         self

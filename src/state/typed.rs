@@ -32,6 +32,24 @@ pub struct Typed<T> {
 
 impl Store {
     /// Stream `stream` of this store, typed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::Store;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Score { points: u32 }
+    ///
+    /// let store = Store::new();
+    /// let scores = store.typed::<Score>("scores");
+    /// scores.set("game1", "ann", &Score { points: 7 }).await?;
+    /// // The same item, as JSON through the untyped store:
+    /// assert_eq!(store.get("scores", "game1", "ann").await?, Some(serde_json::json!({"points": 7})));
+    /// # Ok(()) }
+    /// ```
     pub fn typed<T: Serialize + DeserializeOwned>(&self, stream: &str) -> Typed<T> {
         Typed {
             store: self.clone(),
@@ -60,6 +78,20 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     ///
     /// [`StateError::Type`] when `value` does not serialize; as for
     /// [`Store::set`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// # use rill::state::Store;
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Score { points: u32 }
+    /// let scores = Store::new().typed::<Score>("scores");
+    /// let rev = scores.set("game1", "ann", &Score { points: 7 }).await?;
+    /// assert_eq!(rev.rev, 1);
+    /// let rev = scores.set("game1", "bob", &Score { points: 3 }).await?;
+    /// assert_eq!(rev.rev, 2); // one revision per group
+    /// # Ok(()) }
+    /// ```
     pub async fn set(&self, group: &str, item: &str, value: &T) -> Result<Revision, StateError> {
         let value = to_value(value)?;
         Ok(self.store.set(&self.stream, group, item, value).await?.rev)
@@ -71,6 +103,22 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     ///
     /// [`StateError::Type`] when the stored value is not a `T`; as for
     /// [`Store::get`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::state::{StateError, Store};
+    /// use serde_json::json;
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Score { points: u32 }
+    ///
+    /// let store = Store::new();
+    /// store.set("scores", "game1", "ann", json!({"points": "lots"})).await.unwrap();
+    /// let scores = store.typed::<Score>("scores");
+    /// assert!(matches!(scores.get("game1", "ann").await, Err(StateError::Type { .. })));
+    /// assert!(matches!(scores.get("game1", "bob").await, Ok(None)));
+    /// # }
+    /// ```
     pub async fn get(&self, group: &str, item: &str) -> Result<Option<T>, StateError> {
         match self.store.get(&self.stream, group, item).await? {
             Some(value) => Ok(Some(from_value(value)?)),
@@ -83,6 +131,19 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     /// # Errors
     ///
     /// As for [`Store::delete`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// # use rill::state::Store;
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Score { points: u32 }
+    /// let scores = Store::new().typed::<Score>("scores");
+    /// scores.set("game1", "ann", &Score { points: 7 }).await?;
+    /// assert!(scores.delete("game1", "ann").await?);
+    /// assert!(!scores.delete("game1", "ann").await?); // already gone
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, group: &str, item: &str) -> Result<bool, StateError> {
         Ok(self.store.delete(&self.stream, group, item).await?.changed)
     }
@@ -92,6 +153,21 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     /// # Errors
     ///
     /// [`StateError::Type`] when a stored value is not a `T`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// # use rill::state::Store;
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Score { points: u32 }
+    /// let scores = Store::new().typed::<Score>("scores");
+    /// scores.set("game1", "bob", &Score { points: 3 }).await?;
+    /// scores.set("game1", "ann", &Score { points: 7 }).await?;
+    /// let board: Vec<(String, u32)> = scores.list("game1").await?
+    ///     .into_iter().map(|(name, score)| (name, score.points)).collect();
+    /// assert_eq!(board, [("ann".to_owned(), 7), ("bob".to_owned(), 3)]);
+    /// # Ok(()) }
+    /// ```
     pub async fn list(&self, group: &str) -> Result<Vec<(String, T)>, StateError> {
         self.store
             .list(&self.stream, group)

@@ -39,9 +39,43 @@ use crate::broker::{
 };
 
 /// Default changes a watcher may fall behind before it is reset.
+///
+/// # Example
+///
+/// ```
+/// use rill::state::{Store, DEFAULT_WATCH_QUEUE};
+///
+/// // A dashboard that may lag behind during bursts: let it queue more first.
+/// let store = Store::new();
+/// let watcher = store.watch("metrics", "cpu", None, None)?.queue(4 * DEFAULT_WATCH_QUEUE);
+/// # drop(watcher);
+/// # Ok::<(), rill::state::StateError>(())
+/// ```
 pub const DEFAULT_WATCH_QUEUE: usize = 4096;
 
 /// What a watcher yields.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{Store, WatchEvent};
+/// use serde_json::json;
+///
+/// fn describe(event: WatchEvent) -> String {
+///     match event {
+///         WatchEvent::Sync(snapshot) => format!("sync of {} items", snapshot.items.len()),
+///         WatchEvent::Change(delta) => format!("{} at {}", delta.kind().as_str(), delta.rev().rev),
+///         WatchEvent::Reset => "reset: a sync follows".to_owned(),
+///     }
+/// }
+/// let store = Store::new();
+/// let mut watcher = store.watch("todos", "ann", None, None)?;
+/// assert_eq!(describe(watcher.next().await.unwrap()), "sync of 0 items");
+/// store.set("todos", "ann", "t1", json!("milk")).await?;
+/// assert_eq!(describe(watcher.next().await.unwrap()), "create at 1");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
     /// The state — the group's items, or the one item (absent: empty) —
@@ -55,6 +89,23 @@ pub enum WatchEvent {
 }
 
 /// A change as watchers get it: shared by every watcher of the group.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+/// use rill::state::{ChangeKind, Store, WatchEvent};
+/// use serde_json::json;
+///
+/// let store = Store::new();
+/// let mut watcher = store.watch("todos", "ann", Some("t1"), None)?;
+/// # watcher.next().await; // the sync
+/// store.set("todos", "ann", "t1", json!("milk")).await?;
+/// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+/// assert_eq!((delta.kind(), delta.rev().rev), (ChangeKind::Create, 1));
+/// assert_eq!(delta.value()["data"], "milk");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Delta {
     message: Arc<Message>,
@@ -62,6 +113,23 @@ pub struct Delta {
 
 impl Delta {
     /// Create, update, delete or event.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{ChangeKind, Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let mut watcher = store.watch("todos", "ann", None, None)?;
+    /// # watcher.next().await; // the sync
+    /// store.delete("todos", "ann", "t1").await?;
+    /// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+    /// assert_eq!(delta.kind(), ChangeKind::Delete);
+    /// # Ok(()) }
+    /// ```
     pub fn kind(&self) -> ChangeKind {
         self.message
             .event_name()
@@ -70,6 +138,22 @@ impl Delta {
     }
 
     /// The group's revision with this change.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("todos", "ann", None, None)?;
+    /// # watcher.next().await; // the sync
+    /// let write = store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+    /// assert_eq!(delta.rev(), write.rev); // what a client resumes from
+    /// # Ok(()) }
+    /// ```
     pub fn rev(&self) -> Revision {
         Revision::from_position(Some(self.message.position()))
     }
@@ -83,11 +167,46 @@ impl Delta {
     /// The change as JSON text: `{"id":…,"type":…,"data":…,"ts":…}` (`id`
     /// absent for an event to the whole group, `event` for an event's
     /// type; `data` the new value, the old one for a delete).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("todos", "ann", None, None)?;
+    /// # watcher.next().await; // the sync
+    /// store.set("todos", "ann", "t1", json!({"done": true})).await?;
+    /// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+    /// // Ready to forward as is, e.g. as a WebSocket text message:
+    /// assert!(delta.json().starts_with(r#"{"id":"t1","type":"create","data":{"done":true},"ts":"#));
+    /// # Ok(()) }
+    /// ```
     pub fn json(&self) -> &str {
         self.message.data()
     }
 
     /// The change, parsed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("todos", "ann", None, None)?;
+    /// # watcher.next().await; // the sync
+    /// store.set("todos", "ann", "t1", json!({"done": true})).await?;
+    /// let Some(WatchEvent::Change(delta)) = watcher.next().await else { panic!() };
+    /// let change = delta.value();
+    /// assert_eq!((change["id"].as_str(), change["type"].as_str()), (Some("t1"), Some("create")));
+    /// assert_eq!(change["data"], json!({"done": true}));
+    /// # Ok(()) }
+    /// ```
     pub fn value(&self) -> Value {
         serde_json::from_str(self.message.data()).unwrap_or(Value::Null)
     }
@@ -263,6 +382,23 @@ impl Store {
     /// # Errors
     ///
     /// [`StateError::Limit`] for a bad name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let seen = store.set("todos", "ann", "t1", json!("milk")).await?.rev;
+    /// store.set("todos", "ann", "t2", json!("eggs")).await?; // missed by the client
+    /// // The client comes back with the revision it had (its Last-Event-ID):
+    /// let mut watcher = store.watch("todos", "ann", None, Some(seen))?;
+    /// let Some(WatchEvent::Change(missed)) = watcher.next().await else { panic!() };
+    /// assert_eq!(missed.value()["id"], "t2");
+    /// # Ok(()) }
+    /// ```
     pub fn watch(
         &self,
         stream: &str,
@@ -302,6 +438,26 @@ fn new_sink(item: Option<&str>, max: usize) -> Arc<WatchSink> {
 impl Watcher {
     /// How many changes it may fall behind before it is reset (default
     /// 4096).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// let mut watcher = store.watch("prices", "fx", None, None)?.queue(2);
+    /// # watcher.next().await; // the sync
+    /// for n in 0..5 {
+    ///     store.set("prices", "fx", "eurusd", json!(n)).await?;
+    /// }
+    /// // Three changes behind: conflated into a reset and the latest state.
+    /// assert!(matches!(watcher.next().await, Some(WatchEvent::Reset)));
+    /// let Some(WatchEvent::Sync(snapshot)) = watcher.next().await else { panic!() };
+    /// assert_eq!(snapshot.items["eurusd"], json!(4));
+    /// # Ok(()) }
+    /// ```
     pub fn queue(mut self, changes: usize) -> Self {
         self.max = changes.max(1);
         self.sink = new_sink(self.item.as_deref(), self.max);
@@ -309,22 +465,68 @@ impl Watcher {
     }
 
     /// The stream watched.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Store;
+    ///
+    /// let watcher = Store::new().watch("todos", "ann", None, None)?;
+    /// assert_eq!(watcher.stream(), "todos");
+    /// # Ok::<(), rill::state::StateError>(())
+    /// ```
     pub fn stream(&self) -> &str {
         &self.group.stream
     }
 
     /// The group watched.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Store;
+    ///
+    /// let watcher = Store::new().watch("todos", "ann", None, None)?;
+    /// assert_eq!(watcher.group(), "ann");
+    /// # Ok::<(), rill::state::StateError>(())
+    /// ```
     pub fn group(&self) -> &str {
         &self.group.name
     }
 
     /// The item watched, if only one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Store;
+    ///
+    /// let store = Store::new();
+    /// assert_eq!(store.watch("todos", "ann", Some("t1"), None)?.item(), Some("t1"));
+    /// assert_eq!(store.watch("todos", "ann", None, None)?.item(), None);
+    /// # Ok::<(), rill::state::StateError>(())
+    /// ```
     pub fn item(&self) -> Option<&str> {
         self.item.as_deref()
     }
 
     /// The next sync, change or reset. `None` only if the broker refused
     /// the subscription (too many channels).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), rill::state::StateError> {
+    /// use rill::state::{Store, WatchEvent};
+    /// use serde_json::json;
+    ///
+    /// let store = Store::new();
+    /// store.set("todos", "ann", "t1", json!("milk")).await?;
+    /// let mut watcher = store.watch("todos", "ann", None, None)?;
+    /// let Some(WatchEvent::Sync(snapshot)) = watcher.next().await else { panic!() };
+    /// assert_eq!(snapshot.items.len(), 1); // the state first, then changes
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Option<WatchEvent> {
         loop {
             if let Some(event) = self.pending.pop_front() {
@@ -436,6 +638,15 @@ impl Watcher {
 
 impl Revision {
     /// The revision after this one, in the same epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::state::Revision;
+    ///
+    /// let rev = Revision::parse("k2x9.41").unwrap();
+    /// assert_eq!(rev.next().to_string(), "k2x9.42");
+    /// ```
     pub fn next(&self) -> Revision {
         Revision {
             epoch: self.epoch.clone(),
