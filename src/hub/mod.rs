@@ -43,6 +43,55 @@ use crate::{
 ///
 /// Hooks run outside every lock of the hub, so they may publish through
 /// [`hub`](Self::hub).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use http_body_util::BodyExt;
+/// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+/// #     get_with(app, uri, "x-none", "").await
+/// # }
+/// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+/// #     let request = http::Request::get(uri)
+/// #         .header("host", "example.com")
+/// #         .header(name, value)
+/// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+/// #         .expect("a valid request");
+/// #     app.handle(request).await
+/// # }
+/// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+/// #     let request = http::Request::post(uri)
+/// #         .header("host", "example.com")
+/// #         .header("content-type", "application/json")
+/// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+/// #         .expect("a valid request");
+/// #     app.handle(request).await
+/// # }
+/// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+/// #     let mut text = String::new();
+/// #     while !text.contains(needle) {
+/// #         let frame = body.frame().await.expect("more frames").expect("no error");
+/// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+/// #     }
+/// #     text
+/// # }
+/// use rill::{hub::Hub, sse::Event, Router};
+///
+/// let hub = Hub::builder()
+///     .on_join(|change| {
+///         // Greet the room; hooks run outside the hub's locks.
+///         let hello = Event::data(change.member_id).event("joined");
+///         let _ = change.hub.publish_detached(change.channel, hello);
+///     })
+///     .build();
+/// let app = hub.mount(Router::new(), "/hub").into_service();
+/// let mut body = get(&app, "/hub?channel=lobby").await.into_http().into_body();
+/// assert!(read_until(&mut body, "\n\n").await.contains("event: joined\n"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct PresenceChange<'a> {
     /// The hub, to publish from the hook.
@@ -61,8 +110,62 @@ type Identify = Arc<dyn Fn(&Context) -> Metadata + Send + Sync>;
 
 /// Default SSE frames queued per subscriber before the slow-consumer policy
 /// applies.
+///
+/// # Example
+///
+/// ```
+/// use rill::hub::{Hub, DEFAULT_QUEUE};
+///
+/// assert_eq!(DEFAULT_QUEUE, 256);
+/// // Bursty channels (a live ticker): let subscribers fall further behind.
+/// let hub = Hub::builder().queue(DEFAULT_QUEUE * 4).build();
+/// ```
 pub const DEFAULT_QUEUE: usize = 256;
 /// Default cap on the channels one subscription may join.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use http_body_util::BodyExt;
+/// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+/// #     get_with(app, uri, "x-none", "").await
+/// # }
+/// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+/// #     let request = http::Request::get(uri)
+/// #         .header("host", "example.com")
+/// #         .header(name, value)
+/// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+/// #         .expect("a valid request");
+/// #     app.handle(request).await
+/// # }
+/// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+/// #     let request = http::Request::post(uri)
+/// #         .header("host", "example.com")
+/// #         .header("content-type", "application/json")
+/// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+/// #         .expect("a valid request");
+/// #     app.handle(request).await
+/// # }
+/// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+/// #     let mut text = String::new();
+/// #     while !text.contains(needle) {
+/// #         let frame = body.frame().await.expect("more frames").expect("no error");
+/// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+/// #     }
+/// #     text
+/// # }
+/// use rill::{hub::{Hub, DEFAULT_MAX_CHANNELS_PER_SUBSCRIPTION}, Router};
+///
+/// assert_eq!(DEFAULT_MAX_CHANNELS_PER_SUBSCRIPTION, 32);
+/// let app = Hub::new().mount(Router::new(), "/hub").into_service();
+/// let too_many: String = (0..33).map(|n| format!("channel=c{n}&")).collect();
+/// let response = get(&app, &format!("/hub?{too_many}")).await;
+/// assert_eq!(response.status(), 400);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_MAX_CHANNELS_PER_SUBSCRIPTION: usize = 32;
 
 pub use crate::broker::{DEFAULT_HISTORY, DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES};
@@ -176,24 +279,181 @@ impl Default for HubBuilder {
 impl HubBuilder {
     /// How many events each channel keeps for replay (default 1000; 0 keeps
     /// none).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder().history(2).build();
+    /// for data in ["a", "b", "c"] {
+    ///     hub.publish("news", Event::data(data)).await?;
+    /// }
+    /// // `Last-Event-ID: 0` asks for everything the history still holds.
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=news&lastEventId=0").await.into_http().into_body();
+    /// let replayed = read_until(&mut body, "data: c\n\n").await;
+    /// assert!(replayed.contains("data: b\n") && !replayed.contains("data: a\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history(mut self, events: usize) -> Self {
         self.broker = self.broker.history(events);
         self
     }
 
     /// How many bytes of events each channel keeps (default 1 MiB).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder().history_bytes(64 * 1024).build();
+    /// hub.publish("files", Event::data("x".repeat(100 * 1024))).await?; // live only
+    /// hub.publish("files", Event::data("small")).await?;                // kept
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=files&lastEventId=0").await.into_http().into_body();
+    /// let replayed = read_until(&mut body, "data: small\n\n").await;
+    /// assert!(!replayed.contains("xxxx"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history_bytes(mut self, bytes: usize) -> Self {
         self.broker = self.broker.history_bytes(bytes);
         self
     }
 
     /// How long an event stays in history (default 10 minutes).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, sse::Event, Router};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().history_age(Duration::from_secs(60)).build();
+    /// hub.publish("news", Event::data("stale")).await?;
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// hub.publish("news", Event::data("fresh")).await?;
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=news&lastEventId=0").await.into_http().into_body();
+    /// let replayed = read_until(&mut body, "data: fresh\n\n").await;
+    /// assert!(!replayed.contains("stale"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history_age(mut self, age: Duration) -> Self {
         self.broker = self.broker.history_age(age);
         self
     }
 
     /// The most channels that may exist at once (default 100,000).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use rill::{broker::PublishError, hub::Hub, sse::Event};
+    ///
+    /// let hub = Hub::builder().max_channels(2).build();
+    /// assert!(hub.publish("room-1", Event::data("hi")).await.is_ok());
+    /// assert!(hub.publish("room-2", Event::data("hi")).await.is_ok());
+    /// let third = hub.publish("room-3", Event::data("hi")).await;
+    /// assert!(matches!(third, Err(PublishError::TooManyChannels { max: 2 })));
+    /// # }
+    /// ```
     pub fn max_channels(mut self, channels: usize) -> Self {
         self.broker = self.broker.max_channels(channels);
         self
@@ -201,18 +461,154 @@ impl HubBuilder {
 
     /// The most channels one subscription may join (default 32); a request
     /// asking for more gets `400 Bad Request`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::builder().max_channels_per_subscription(2).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// assert_eq!(get(&app, "/hub?channel=a&channel=b").await.status(), 200);
+    /// assert_eq!(get(&app, "/hub?channel=a&channel=b&channel=c").await.status(), 400);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_channels_per_subscription(mut self, channels: usize) -> Self {
         self.max_channels_per_subscription = channels.max(1);
         self
     }
 
     /// How many frames may wait for one subscriber (default 256).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, SlowConsumer}, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder().queue(4).slow_consumer(SlowConsumer::DropWithGap).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _body = get(&app, "/hub?channel=ticks").await; // a client that never reads
+    /// for n in 0..20 {
+    ///     hub.publish("ticks", Event::data(n.to_string())).await?;
+    /// }
+    /// assert!(hub.stats(false).dropped > 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue(mut self, frames: usize) -> Self {
         self.queue = frames.max(1);
         self
     }
 
     /// What happens to a subscriber whose queue is full.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, SlowConsumer}, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder().queue(4).slow_consumer(SlowConsumer::Disconnect).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _body = get(&app, "/hub?channel=ticks").await; // a client that never reads
+    /// for n in 0..20 {
+    ///     hub.publish("ticks", Event::data(n.to_string())).await?;
+    /// }
+    /// // It was cut off; it reconnects with its Last-Event-ID and replays the rest.
+    /// assert_eq!(hub.stats(false).slow_disconnects, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.slow = policy;
         self
@@ -220,6 +616,51 @@ impl HubBuilder {
 
     /// The heartbeat interval of subscriber streams (default 15 s; zero
     /// disables).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().heartbeat(Duration::from_secs(5)).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=quiet").await.into_http().into_body();
+    /// // Nothing is published: after 5 s the client gets a comment.
+    /// assert_eq!(read_until(&mut body, "\n").await, ": keep-alive\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval;
         self
@@ -227,6 +668,50 @@ impl HubBuilder {
 
     /// Sends `retry: <ms>` first on every subscription, telling
     /// `EventSource` how soon to reconnect.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().retry(Duration::from_secs(3)).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=news").await.into_http().into_body();
+    /// assert_eq!(read_until(&mut body, "\n\n").await, "retry: 3000\n\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retry(mut self, interval: Duration) -> Self {
         self.retry = Some(interval);
         self
@@ -236,6 +721,51 @@ impl HubBuilder {
     /// ask for them ([`Subscription::presence`], or `?presence=1` on a
     /// mounted hub): at most one per channel per `interval`, with the
     /// members that joined (and their metadata) and the ids that left.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().presence_events(Duration::from_millis(10)).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut watcher = get(&app, "/hub?channel=doc-7&presence=1").await.into_http().into_body();
+    /// let _editor = get(&app, "/hub?channel=doc-7").await; // someone opens the document
+    /// assert!(read_until(&mut watcher, "\n\n").await.contains("event: presence\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn presence_events(mut self, interval: Duration) -> Self {
         self.broker = self.broker.presence_events(interval);
         self.presence_events = true;
@@ -244,12 +774,109 @@ impl HubBuilder {
 
     /// Called once per channel when a subscriber joins it, outside every
     /// lock (the hook may publish).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    /// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+    ///
+    /// let online = Arc::new(AtomicUsize::new(0));
+    /// let count = online.clone();
+    /// let hub = Hub::builder()
+    ///     .on_join(move |_change| { count.fetch_add(1, Ordering::Relaxed); })
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _body = get(&app, "/hub?channel=lobby").await;
+    /// assert_eq!(online.load(Ordering::Relaxed), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_join(mut self, hook: impl Fn(&PresenceChange<'_>) + Send + Sync + 'static) -> Self {
         self.on_join.push(Arc::new(hook));
         self
     }
 
     /// Called once per channel when a subscriber's connection ends.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let left = Arc::new(Mutex::new(Vec::new()));
+    /// let log = left.clone();
+    /// let hub = Hub::builder()
+    ///     .on_leave(move |change| log.lock().expect("not poisoned").push(change.channel.to_owned()))
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let body = get(&app, "/hub?channel=lobby").await;
+    /// drop(body); // the client closes the tab
+    /// assert_eq!(*left.lock().expect("not poisoned"), ["lobby"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_leave(mut self, hook: impl Fn(&PresenceChange<'_>) + Send + Sync + 'static) -> Self {
         self.on_leave.push(Arc::new(hook));
         self
@@ -257,6 +884,53 @@ impl HubBuilder {
 
     /// Decides who may subscribe to which channel; a refused request gets
     /// `403 Forbidden` and no stream. Without it, everyone may.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::builder()
+    ///     .authorize_subscribe(|ctx, channel| {
+    ///         !channel.starts_with("admin") || ctx.header("x-role") == Some("admin")
+    ///     })
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// assert_eq!(get(&app, "/hub?channel=admin-log").await.status(), 403);
+    /// assert_eq!(get_with(&app, "/hub?channel=admin-log", "x-role", "admin").await.status(), 200);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authorize_subscribe(
         mut self,
         decide: impl Fn(&Context, &str) -> bool + Send + Sync + 'static,
@@ -269,6 +943,54 @@ impl HubBuilder {
     /// `POST <path>/broadcast`; a refused request gets `403 Forbidden`.
     /// Without it, everyone may (once [`http_broadcast`](Self::http_broadcast)
     /// is on).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::builder()
+    ///     .http_broadcast(true)
+    ///     .authorize_broadcast(|_ctx, channel| channel.starts_with("public/"))
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let refused = post(&app, "/hub/broadcast", r#"{"channel": "billing", "data": "hi"}"#).await;
+    /// assert_eq!(refused.status(), 403);
+    /// let sent = post(&app, "/hub/broadcast", r#"{"channel": "public/news", "data": "hi"}"#).await;
+    /// assert_eq!(sent.status(), 200);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authorize_broadcast(
         mut self,
         decide: impl Fn(&Context, &str) -> bool + Send + Sync + 'static,
@@ -280,6 +1002,54 @@ impl HubBuilder {
     /// Computes a subscriber's metadata from its request on the server side
     /// (a session cookie, a verified token): what publication filters match.
     /// Pairs an action sets with [`Subscription::metadata`] come after.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Filter, Hub}, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder()
+    ///     // In a real app: the user id of a verified session, not a bare header.
+    ///     .identify(|ctx| vec![("user_id".into(), ctx.header("x-user").unwrap_or("").into())])
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get_with(&app, "/hub?channel=inbox", "x-user", "7").await.into_http().into_body();
+    /// let only_7 = Filter::new().eq("user_id", "7");
+    /// hub.publish_filtered("inbox", Event::data("you have mail"), only_7).await?;
+    /// assert!(read_until(&mut body, "\n\n").await.ends_with("data: you have mail\n\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn identify(
         mut self,
         identify: impl Fn(&Context) -> Metadata + Send + Sync + 'static,
@@ -296,6 +1066,53 @@ impl HubBuilder {
     /// [`identify`](Self::identify) and the action) always win over query
     /// pairs of the same name. Use it only for metadata that selects
     /// nothing private (a topic, a language).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Filter, Hub}, sse::Event, Router};
+    ///
+    /// // Only for metadata that selects nothing private, like a language.
+    /// let hub = Hub::builder().metadata_from_query(true).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=news&lang=fr").await.into_http().into_body();
+    /// hub.publish_filtered("news", Event::data("hello"), Filter::new().eq("lang", "en")).await?;
+    /// hub.publish_filtered("news", Event::data("bonjour"), Filter::new().eq("lang", "fr")).await?;
+    /// let text = read_until(&mut body, "\n\n").await;
+    /// assert!(text.ends_with("data: bonjour\n\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn metadata_from_query(mut self, enabled: bool) -> Self {
         self.metadata_from_query = enabled;
         self
@@ -303,6 +1120,52 @@ impl HubBuilder {
 
     /// Mounts `POST <path>/broadcast` with [`Hub::mount`]. Off by default:
     /// publishing over HTTP is a decision, not an accident.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::builder().http_broadcast(true).build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// // What a Rails app or a cron job would send:
+    /// let body = r#"{"channel": "news", "event": "headline", "data": {"title": "Hi"}}"#;
+    /// let response = post(&app, "/hub/broadcast", body).await;
+    /// assert_eq!(response.status(), 200);
+    /// assert_eq!(hub.stats(false).published, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn http_broadcast(mut self, enabled: bool) -> Self {
         self.http_broadcast = enabled;
         self
@@ -310,12 +1173,39 @@ impl HubBuilder {
 
     /// Runs the hub on `backend` instead of the in-memory one (see
     /// [`Backend`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{broker::Backend, hub::Hub};
+    /// use std::sync::Arc;
+    ///
+    /// /// A hub on a shared backend (Redis, say), so that every process sees
+    /// /// every event.
+    /// fn shared_hub(backend: Arc<dyn Backend>) -> Hub {
+    ///     Hub::builder().history(500).backend(backend).build()
+    /// }
+    /// ```
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.broker = self.broker.backend(backend);
         self
     }
 
     /// Builds the hub.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::broker::PublishError> {
+    /// use rill::{hub::Hub, sse::Event};
+    ///
+    /// let hub = Hub::builder().history(100).build();
+    /// let app_state = hub.clone(); // clones share channels and history
+    /// app_state.publish("news", Event::data("hi")).await?;
+    /// assert_eq!(hub.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
@@ -359,17 +1249,58 @@ impl Default for Hub {
 
 impl Hub {
     /// A hub with the defaults (see [`HubBuilder`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::broker::PublishError> {
+    /// use rill::{hub::Hub, sse::Event};
+    ///
+    /// let hub = Hub::new();
+    /// let id = hub.publish("news", Event::data("hello")).await?;
+    /// assert_eq!(id.offset(), 1); // the first event of the channel
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Hub {
         HubBuilder::default().build()
     }
 
     /// Configures a hub.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::hub::Hub;
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder()
+    ///     .history(100)
+    ///     .retry(Duration::from_secs(2))
+    ///     .build();
+    /// assert_eq!(hub.subscriber_count("news"), 0);
+    /// ```
     pub fn builder() -> HubBuilder {
         HubBuilder::default()
     }
 
     /// The broker underneath: for other transports on the same channels,
     /// and for [`Broker::stats`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::broker::PublishError> {
+    /// use rill::{broker::Publication, hub::Hub};
+    ///
+    /// let hub = Hub::new();
+    /// // Another transport publishes on the same channels, through the broker.
+    /// hub.broker().publish("news", Publication::new("from the broker")).await?;
+    /// assert_eq!(hub.stats(false).published, 1);
+    /// assert_eq!(hub.broker().stats(false).channels_with_history, Some(1));
+    /// # Ok(()) }
+    /// ```
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
     }
@@ -385,6 +1316,51 @@ impl Hub {
     /// [`PublishError`]: an event name with a line break, an invalid
     /// channel name, too many channels, or a backend failure. Nothing was
     /// published then.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, sse::Event, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut body = get(&app, "/hub?channel=orders").await.into_http().into_body();
+    /// let id = hub.publish("orders", Event::data("order 17 paid").event("paid")).await?;
+    /// let frame = read_until(&mut body, "\n\n").await;
+    /// assert_eq!(frame, format!("event: paid\nid: {id}\ndata: order 17 paid\n\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish(&self, channel: &str, event: Event) -> Result<Position, PublishError> {
         let publication = publication(event, None)?;
         self.inner.broker.publish(channel, publication).await
@@ -396,6 +1372,55 @@ impl Hub {
     /// # Errors
     ///
     /// As for [`publish`](Self::publish).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Filter, Hub}, sse::Event, Router};
+    ///
+    /// let hub = Hub::builder()
+    ///     .identify(|ctx| vec![("team".into(), ctx.header("x-team").unwrap_or("").into())])
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let mut ops = get_with(&app, "/hub?channel=alerts", "x-team", "ops").await.into_http().into_body();
+    /// let only_dev = Filter::new().eq("team", "dev");
+    /// hub.publish_filtered("alerts", Event::data("build broke"), only_dev).await?;
+    /// hub.publish("alerts", Event::data("deploy at 5")).await?;
+    /// let first = read_until(&mut ops, "\n\n").await; // ops skips the dev alert
+    /// assert!(first.ends_with("data: deploy at 5\n\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish_filtered(
         &self,
         channel: &str,
@@ -412,6 +1437,24 @@ impl Hub {
     /// # Errors
     ///
     /// What can be known at once: see [`Broker::publish_detached`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::broker::PublishError> {
+    /// use rill::{hub::Hub, sse::Event};
+    ///
+    /// // From synchronous code: a callback, a `Drop`, a presence hook.
+    /// fn on_upload_finished(hub: &Hub, name: &str) -> Result<(), rill::broker::PublishError> {
+    ///     hub.publish_detached("uploads", Event::data(name).event("done"))
+    /// }
+    ///
+    /// let hub = Hub::new();
+    /// on_upload_finished(&hub, "report.pdf")?;
+    /// assert_eq!(hub.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn publish_detached(&self, channel: &str, event: Event) -> Result<(), PublishError> {
         let publication = publication(event, None)?;
         self.inner.broker.publish_detached(channel, publication)
@@ -423,6 +1466,20 @@ impl Hub {
     /// # Errors
     ///
     /// As for [`publish_detached`](Self::publish_detached).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::broker::PublishError> {
+    /// use rill::{hub::{Filter, Hub}, sse::Event};
+    ///
+    /// let hub = Hub::new();
+    /// let to_user_7 = Filter::new().eq("user_id", "7");
+    /// hub.publish_filtered_detached("inbox", Event::data("you have mail"), to_user_7)?;
+    /// assert_eq!(hub.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn publish_filtered_detached(
         &self,
         channel: &str,
@@ -434,6 +1491,51 @@ impl Hub {
     }
 
     /// How many subscribers `channel` has in this process right now.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let body = get(&app, "/hub?channel=lobby").await;
+    /// assert_eq!(hub.subscriber_count("lobby"), 1);
+    /// drop(body); // the client left
+    /// assert_eq!(hub.subscriber_count("lobby"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscriber_count(&self, channel: &str) -> usize {
         self.inner.broker.subscriber_count(channel)
     }
@@ -444,12 +1546,105 @@ impl Hub {
     /// # Errors
     ///
     /// [`BackendError`] when the backend cannot tell.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::builder()
+    ///     .identify(|ctx| vec![("name".into(), ctx.header("x-name").unwrap_or("guest").into())])
+    ///     .build();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _ada = get_with(&app, "/hub?channel=doc-7", "x-name", "ada").await;
+    /// let members = hub.presence("doc-7").await?;
+    /// assert_eq!(members.len(), 1);
+    /// assert_eq!(*members[0].metadata, [("name".to_owned(), "ada".to_owned())]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn presence(&self, channel: &str) -> Result<Vec<Member>, BackendError> {
         self.inner.broker.presence(channel).await
     }
 
     /// Connections, channels and counters. `per_channel` adds subscribers
     /// per channel (of the [`PER_CHANNEL_LIMIT`] busiest channels).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _a = get(&app, "/hub?channel=lobby").await;
+    /// let _b = get(&app, "/hub?channel=lobby&channel=news").await;
+    /// let stats = hub.stats(true);
+    /// assert_eq!(stats.connections, 2);
+    /// assert_eq!(stats.channels, [("lobby".to_owned(), 2), ("news".to_owned(), 1)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self, per_channel: bool) -> HubStats {
         HubStats::new(
             self.inner.connections.load(Ordering::Acquire),

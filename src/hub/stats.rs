@@ -4,6 +4,20 @@ use crate::broker::BrokerStats;
 
 /// The most channels listed one by one in [`HubStats::channels`]: the
 /// busiest, so the answer stays small however many channels exist.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rill::broker::PublishError> {
+/// use rill::hub::{Hub, PER_CHANNEL_LIMIT};
+///
+/// assert_eq!(PER_CHANNEL_LIMIT, 1000);
+/// let hub = Hub::new();
+/// // However many channels exist, a stats answer lists at most this many.
+/// assert!(hub.stats(true).channels.len() <= PER_CHANNEL_LIMIT);
+/// # Ok(()) }
+/// ```
 pub const PER_CHANNEL_LIMIT: usize = 1000;
 
 /// A snapshot of a hub's activity.
@@ -67,6 +81,51 @@ impl HubStats {
 
     /// The stats as compact JSON, keys in alphabetical order (what
     /// [`Serialize`](serde::Serialize) writes too).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let app = hub.mount(Router::new(), "/hub").into_service();
+    /// let _client = get(&app, "/hub?channel=lobby").await;
+    /// let json = hub.stats(true).to_json(); // e.g. for a metrics scraper
+    /// assert!(json.contains(r#""channels":{"lobby":1}"#));
+    /// assert!(json.contains(r#""connections":1"#));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to_json(&self) -> String {
         let channels: serde_json::Map<String, serde_json::Value> = self
             .channels

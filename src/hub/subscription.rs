@@ -40,17 +40,174 @@ pub struct Subscription {
 impl Subscription {
     /// No channel yet: the request's `?channel=` parameters are used unless
     /// [`channel`](Self::channel) names some.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// // The client picks its channels: `GET /events?channel=a&channel=b`.
+    /// let app = Router::new()
+    ///     .get("/events", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move { hub.subscribe(ctx, Subscription::new()) }
+    ///     })
+    ///     .into_service();
+    /// let _body = get(&app, "/events?channel=a&channel=b").await;
+    /// assert_eq!((hub.subscriber_count("a"), hub.subscriber_count("b")), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Subscription::default()
     }
 
     /// Subscribes to `channel` too.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/users/:id/events", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move {
+    ///             let mine = format!("user:{}", ctx.param("id").unwrap_or_default());
+    ///             hub.subscribe(ctx, Subscription::new().channel(mine).channel("announcements"))
+    ///         }
+    ///     })
+    ///     .into_service();
+    /// let _body = get(&app, "/users/7/events").await;
+    /// assert_eq!(hub.subscriber_count("user:7"), 1);
+    /// assert_eq!(hub.subscriber_count("announcements"), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn channel(mut self, channel: impl Into<String>) -> Self {
         self.channels.push(channel.into());
         self
     }
 
     /// Sets metadata `name` to `value`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/boards/:id/events", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move {
+    ///             let board = ctx.param("id").unwrap_or_default().to_owned();
+    ///             let subscription = Subscription::new().channel("boards").metadata("board", board);
+    ///             hub.subscribe(ctx, subscription)
+    ///         }
+    ///     })
+    ///     .into_service();
+    /// let _body = get(&app, "/boards/42/events").await;
+    /// let members = hub.presence("boards").await?;
+    /// assert_eq!(*members[0].metadata, [("board".to_owned(), "42".to_owned())]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.push((name.into(), value.into()));
         self
@@ -59,6 +216,59 @@ impl Subscription {
     /// Receives `event: presence` messages (with
     /// [`HubBuilder::presence_events`](super::HubBuilder::presence_events)
     /// on). Without this, a mounted hub's `?presence=1` decides.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, Context, Router};
+    /// use std::time::Duration;
+    ///
+    /// let hub = Hub::builder().presence_events(Duration::from_millis(10)).build();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/rooms/:room/events", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move {
+    ///             let room = ctx.param("room").unwrap_or("lobby").to_owned();
+    ///             hub.subscribe(ctx, Subscription::new().channel(room).presence(true))
+    ///         }
+    ///     })
+    ///     .into_service();
+    /// let mut body = get(&app, "/rooms/lobby/events").await.into_http().into_body();
+    /// assert!(read_until(&mut body, "\n\n").await.contains("event: presence\n")); // itself joined
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn presence(mut self, enabled: bool) -> Self {
         self.presence = Some(enabled);
         self
@@ -83,6 +293,58 @@ impl Hub {
     /// or with an invalid channel name, `403` when
     /// [`authorize_subscribe`](super::HubBuilder::authorize_subscribe)
     /// refuses a channel, `503` past the broker's channel cap.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, sse::Event, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/news", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move { hub.subscribe(ctx, Subscription::new().channel("news")) }
+    ///     })
+    ///     .into_service();
+    /// let response = get(&app, "/news").await;
+    /// assert_eq!(response.headers()["content-type"], "text/event-stream");
+    /// let mut body = response.into_http().into_body();
+    /// hub.publish("news", Event::data("hello")).await?;
+    /// assert!(read_until(&mut body, "\n\n").await.ends_with("data: hello\n\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(&self, ctx: Context, subscription: Subscription) -> Response {
         let inner = &self.inner;
         let mut channels = subscription.channels;
@@ -218,12 +480,116 @@ fn refused(error: &SubscribeError) -> Response {
 
 impl Context {
     /// Subscribes this request to one hub channel: see [`Hub::subscribe`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::Hub, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/rooms/:room/events", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move {
+    ///             let room = format!("room:{}", ctx.param("room").unwrap_or("lobby"));
+    ///             ctx.subscribe(&hub, room)
+    ///         }
+    ///     })
+    ///     .into_service();
+    /// let _body = get(&app, "/rooms/rust/events").await;
+    /// assert_eq!(hub.subscriber_count("room:rust"), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(self, hub: &Hub, channel: impl Into<String>) -> Response {
         hub.subscribe(self, Subscription::new().channel(channel))
     }
 
     /// Subscribes this request as `subscription` says: see
     /// [`Hub::subscribe`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use http_body_util::BodyExt;
+    /// # async fn get(app: &rill::RouterService, uri: &str) -> rill::Response {
+    /// #     get_with(app, uri, "x-none", "").await
+    /// # }
+    /// # async fn get_with(app: &rill::RouterService, uri: &str, name: &str, value: &str) -> rill::Response {
+    /// #     let request = http::Request::get(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header(name, value)
+    /// #         .body(http_body_util::Empty::<bytes::Bytes>::new())
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn post(app: &rill::RouterService, uri: &str, json: &'static str) -> rill::Response {
+    /// #     let request = http::Request::post(uri)
+    /// #         .header("host", "example.com")
+    /// #         .header("content-type", "application/json")
+    /// #         .body(http_body_util::Full::new(bytes::Bytes::from_static(json.as_bytes())))
+    /// #         .expect("a valid request");
+    /// #     app.handle(request).await
+    /// # }
+    /// # async fn read_until(body: &mut rill::Body, needle: &str) -> String {
+    /// #     let mut text = String::new();
+    /// #     while !text.contains(needle) {
+    /// #         let frame = body.frame().await.expect("more frames").expect("no error");
+    /// #         text.push_str(std::str::from_utf8(frame.data_ref().expect("data")).expect("UTF-8"));
+    /// #     }
+    /// #     text
+    /// # }
+    /// use rill::{hub::{Hub, Subscription}, Context, Router};
+    ///
+    /// let hub = Hub::new();
+    /// let h = hub.clone();
+    /// let app = Router::new()
+    ///     .get("/feed", move |ctx: Context| {
+    ///         let hub = h.clone();
+    ///         async move {
+    ///             let user = ctx.header("x-user").unwrap_or("anonymous").to_owned();
+    ///             ctx.subscribe_with(&hub, Subscription::new().channel("feed").metadata("user", user))
+    ///         }
+    ///     })
+    ///     .into_service();
+    /// let _body = get_with(&app, "/feed", "x-user", "ada").await;
+    /// assert_eq!(hub.subscriber_count("feed"), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe_with(self, hub: &Hub, subscription: Subscription) -> Response {
         hub.subscribe(self, subscription)
     }
