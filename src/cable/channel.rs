@@ -31,6 +31,22 @@ use crate::error::BoxError;
 
 /// What a channel's method returns: an error is logged, and the connection
 /// goes on (as Rails logs an exception in a channel and keeps the socket).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Channel, ChannelResult, Subscription};
+///
+/// struct RoomChannel;
+///
+/// impl Channel for RoomChannel {
+///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+///         let room: u32 = sub.param_str("room").unwrap_or_default().parse()?; // logged, not fatal
+///         sub.stream_from(format!("room_{room}"));
+///         Ok(())
+///     }
+/// }
+/// ```
 pub type ChannelResult = Result<(), BoxError>;
 
 /// A channel: the server side of `consumer.subscriptions.create(…)`.
@@ -78,6 +94,24 @@ pub trait Channel: Send + 'static {
     /// or [`stream_from`](Subscription::stream_from). What it
     /// [transmits](Subscription::transmit) reaches the client before the
     /// confirmation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct DocumentChannel;
+    ///
+    /// impl Channel for DocumentChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         match sub.param_str("doc_id") {
+    ///             Some(id) => sub.stream_from(format!("document_{id}")),
+    ///             None => sub.reject(),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn subscribed(&mut self, sub: &Subscription) -> impl Future<Output = ChannelResult> + Send {
         let _ = sub;
         async { Ok(()) }
@@ -85,12 +119,45 @@ pub trait Channel: Send + 'static {
 
     /// The subscription ended: the client unsubscribed or left, or the
     /// subscription was rejected. Its streams are left after this returns.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct AppearanceChannel;
+    ///
+    /// impl Channel for AppearanceChannel {
+    ///     async fn unsubscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let user = sub.identifiers().get("current_user").unwrap_or_default();
+    ///         sub.cable().broadcast("appearances", &serde_json::json!({"user": user, "online": false}))?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn unsubscribed(&mut self, sub: &Subscription) -> impl Future<Output = ChannelResult> + Send {
         let _ = sub;
         async { Ok(()) }
     }
 
     /// Data the client sent without an action (`subscription.send(data)`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct EchoChannel;
+    ///
+    /// impl Channel for EchoChannel {
+    ///     // `subscription.send({text: "hi"})` in the browser
+    ///     async fn receive(&mut self, sub: &Subscription, data: Map<String, Value>) -> ChannelResult {
+    ///         sub.transmit(&data)?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn receive(
         &mut self,
         sub: &Subscription,
@@ -103,6 +170,29 @@ pub trait Channel: Send + 'static {
     /// Action `action` (`subscription.perform(action, data)`); `data`
     /// still holds its `"action"` key, as in Rails. Periodic timers call it
     /// with empty data.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{CableError, Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct GameChannel { moves: u32 }
+    ///
+    /// impl Channel for GameChannel {
+    ///     // `subscription.perform("make_move", {square: 4})` in the browser
+    ///     async fn perform(&mut self, sub: &Subscription, action: &str, data: Map<String, Value>) -> ChannelResult {
+    ///         match action {
+    ///             "make_move" => {
+    ///                 self.moves += 1;
+    ///                 sub.cable().broadcast("game_1", &serde_json::json!({"square": data.get("square")}))?;
+    ///             }
+    ///             _ => return Err(CableError::UnknownAction { action: action.to_owned() }.into()),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn perform(
         &mut self,
         sub: &Subscription,
@@ -182,6 +272,25 @@ pub(crate) enum StreamRequest {
 }
 
 /// One subscription of one connection, as its channel's methods see it.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Channel, ChannelResult, Subscription};
+///
+/// struct NotificationsChannel;
+///
+/// impl Channel for NotificationsChannel {
+///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+///         let Some(user) = sub.identifiers().get("current_user") else {
+///             sub.reject();
+///             return Ok(());
+///         };
+///         sub.stream_for(&[&user]); // "notifications:<user>"
+///         Ok(())
+///     }
+/// }
+/// ```
 pub struct Subscription {
     identifier: Identifier,
     identifiers: Arc<Identifiers>,
@@ -216,32 +325,132 @@ impl Subscription {
     }
 
     /// The subscription's identifier (its params, as the client wrote them).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct ChatChannel;
+    ///
+    /// impl Channel for ChatChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         // `{"channel":"ChatChannel","room":"lobby"}`, exactly as the client sent it
+    ///         tracing::info!(identifier = sub.identifier().as_str(), "subscribed");
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn identifier(&self) -> &Identifier {
         &self.identifier
     }
 
     /// The channel's class name (`"ChatChannel"`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct AuditedChannel;
+    ///
+    /// impl Channel for AuditedChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let who = sub.identifiers().get("current_user").unwrap_or("anonymous");
+    ///         sub.cable().broadcast("audit", &format!("{who} joined {}", sub.channel_class()))?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn channel_class(&self) -> &str {
         self.identifier.channel()
     }
 
     /// The subscription's params (`channel` included).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct BoardChannel { columns: Vec<u64> }
+    ///
+    /// impl Channel for BoardChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         // consumer.subscriptions.create({channel: "BoardChannel", columns: [1, 2]})
+    ///         let columns = sub.params().get("columns").and_then(|v| v.as_array());
+    ///         self.columns = columns.into_iter().flatten().filter_map(|c| c.as_u64()).collect();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn params(&self) -> &Map<String, Value> {
         self.identifier.params()
     }
 
     /// Param `name`, when it is a string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct ChatChannel;
+    ///
+    /// impl Channel for ChatChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let room = sub.param_str("room").unwrap_or("lobby");
+    ///         sub.stream_from(format!("chat_{room}"));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn param_str(&self, name: &str) -> Option<&str> {
         self.params().get(name).and_then(Value::as_str)
     }
 
     /// The connection's identifiers (what `connect` returned).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct AdminChannel;
+    ///
+    /// impl Channel for AdminChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         if sub.identifiers().matches(&[("role", "admin")]) {
+    ///             sub.stream_from("admin_alerts");
+    ///         } else {
+    ///             sub.reject();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn identifiers(&self) -> &Identifiers {
         &self.identifiers
     }
 
     /// The cable this subscription belongs to: broadcast from a channel
     /// with [`Cable::broadcast`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct ChatChannel;
+    ///
+    /// impl Channel for ChatChannel {
+    ///     async fn receive(&mut self, sub: &Subscription, data: Map<String, Value>) -> ChannelResult {
+    ///         sub.cable().broadcast("chat_lobby", &data)?; // to every subscriber, this one included
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn cable(&self) -> &Cable {
         &self.cable
     }
@@ -255,6 +464,23 @@ impl Subscription {
     /// [`CableError::InvalidJson`] when `data` cannot be serialized;
     /// [`CableError::Closed`] once the connection is closing (or was just
     /// closed for being too slow: its queue was full).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct GameChannel;
+    ///
+    /// impl Channel for GameChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         // Only this client: its hand of cards, before the confirmation.
+    ///         sub.transmit(&serde_json::json!({"hand": ["7♠", "Q♥"]}))?;
+    ///         sub.stream_from("game_1");
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn transmit<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), CableError> {
         let json = serde_json::to_string(data).map_err(|e| CableError::InvalidJson {
             reason: e.to_string(),
@@ -268,6 +494,22 @@ impl Subscription {
     /// # Errors
     ///
     /// As for [`transmit`](Self::transmit).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct PricesChannel { cached: String } // JSON made once, sent to many
+    ///
+    /// impl Channel for PricesChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         sub.transmit_json(&self.cached)?;
+    ///         sub.stream_from("prices");
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn transmit_json(&self, json: &str) -> Result<(), CableError> {
         let json = super::server::checked_json(json)?;
         self.transmit_frame(super::protocol::message(&self.identifier, json, None))
@@ -286,12 +528,46 @@ impl Subscription {
 
     /// Rejects the subscription (from [`subscribed`](Channel::subscribed)):
     /// `unsubscribed` runs, then the client gets `reject_subscription`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct PrivateRoomChannel;
+    ///
+    /// impl Channel for PrivateRoomChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let user = sub.identifiers().get("current_user").unwrap_or_default();
+    ///         if sub.param_str("owner") != Some(user) {
+    ///             sub.reject(); // the client's `rejected` callback runs
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn reject(&self) {
         self.requests().rejected = true;
     }
 
     /// Delivers what is broadcast to stream `name` to this subscription,
     /// from when the channel's method returns.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    ///
+    /// struct CommentsChannel;
+    ///
+    /// impl Channel for CommentsChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let post = sub.param_str("post_id").unwrap_or_default();
+    ///         sub.stream_from(format!("post_{post}_comments"));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn stream_from(&self, name: impl Into<String>) {
         self.requests()
             .streams
@@ -301,11 +577,50 @@ impl Subscription {
     /// [`stream_from`](Self::stream_from) the stream Rails names after this
     /// channel and `objects` ([`naming::broadcasting_for`]):
     /// `stream_for(&[&"1"])` in `Chat::RoomChannel` streams `chat:room:1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{naming, Channel, ChannelResult, Subscription};
+    ///
+    /// struct WebNotificationsChannel;
+    ///
+    /// impl Channel for WebNotificationsChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         let user = sub.identifiers().get("current_user").unwrap_or_default().to_owned();
+    ///         sub.stream_for(&[&user]); // "web_notifications:<user>"
+    ///         Ok(())
+    ///     }
+    /// }
+    /// // Where a Rails app would call `WebNotificationsChannel.broadcast_to(user, …)`:
+    /// assert_eq!(naming::broadcasting_for("WebNotificationsChannel", &[&"42"]), "web_notifications:42");
+    /// ```
     pub fn stream_for(&self, objects: &[&dyn Display]) {
         self.stream_from(naming::broadcasting_for(self.channel_class(), objects));
     }
 
     /// Stops delivering stream `name` (Rails' `stop_stream_from`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct RoomsChannel;
+    ///
+    /// impl Channel for RoomsChannel {
+    ///     async fn perform(&mut self, sub: &Subscription, action: &str, data: Map<String, Value>) -> ChannelResult {
+    ///         let room = data.get("room").and_then(Value::as_str).unwrap_or_default();
+    ///         match action {
+    ///             "join" => sub.stream_from(format!("room_{room}")),
+    ///             "leave" => sub.stop_stream_from(format!("room_{room}")),
+    ///             _ => {}
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn stop_stream_from(&self, name: impl Into<String>) {
         self.requests()
             .streams
@@ -313,6 +628,24 @@ impl Subscription {
     }
 
     /// Stops delivering every stream of this subscription.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct FeedChannel;
+    ///
+    /// impl Channel for FeedChannel {
+    ///     async fn perform(&mut self, sub: &Subscription, action: &str, _data: Map<String, Value>) -> ChannelResult {
+    ///         if action == "pause" {
+    ///             sub.stop_all_streams(); // the subscription stays, silent
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn stop_all_streams(&self) {
         self.requests().streams.push(StreamRequest::StopAll);
     }
@@ -321,6 +654,29 @@ impl Subscription {
     /// subscription ends (Rails' `periodically`). Ticks run in the
     /// connection's order like any command; a tick that finds the previous
     /// one still waiting is skipped.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Channel, ChannelResult, Subscription};
+    /// use serde_json::{Map, Value};
+    /// use std::time::Duration;
+    ///
+    /// struct ClockChannel;
+    ///
+    /// impl Channel for ClockChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         sub.periodically(Duration::from_secs(1), "tick"); // Rails' `periodically :tick, every: 1.second`
+    ///         Ok(())
+    ///     }
+    ///     async fn perform(&mut self, sub: &Subscription, action: &str, _data: Map<String, Value>) -> ChannelResult {
+    ///         if action == "tick" {
+    ///             sub.transmit(&serde_json::json!({"tick": true}))?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     pub fn periodically(&self, every: Duration, action: impl Into<String>) {
         let every = every.max(Duration::from_millis(10));
         self.requests().timers.push((every, action.into()));

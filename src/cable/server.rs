@@ -33,22 +33,101 @@ use crate::{
 
 /// Default interval between two pings (the clients call a connection stale
 /// after two missed ones).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_PING_INTERVAL};
+///
+/// assert_eq!(DEFAULT_PING_INTERVAL.as_secs(), 3); // as Rails' beat
+/// // Behind a proxy that drops idle sockets after 2 s, ping more often:
+/// let cable = Cable::builder().ping_interval(DEFAULT_PING_INTERVAL / 3).build();
+/// # drop(cable);
+/// ```
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(3);
 /// Default broadcasts waiting per connection before it is disconnected as
 /// `too_slow`.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_QUEUE};
+///
+/// assert_eq!(DEFAULT_QUEUE, 1024);
+/// // A ticker broadcasting 100 quotes a second may let clients fall further behind:
+/// let cable = Cable::builder().queue(4 * DEFAULT_QUEUE).build();
+/// # drop(cable);
+/// ```
 pub const DEFAULT_QUEUE: usize = 1024;
 /// Default bytes waiting per connection before it is disconnected as
 /// `too_slow`.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_BUFFER};
+///
+/// assert_eq!(DEFAULT_BUFFER, 1024 * 1024);
+/// let cable = Cable::builder().buffer(DEFAULT_BUFFER / 4).build(); // small messages only
+/// # drop(cable);
+/// ```
 pub const DEFAULT_BUFFER: usize = 1024 * 1024;
 /// Default time an extended-protocol session that lost its socket may be
 /// restored in.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_SESSION_TTL};
+///
+/// assert_eq!(DEFAULT_SESSION_TTL.as_secs(), 300);
+/// let cable = Cable::builder().session_ttl(DEFAULT_SESSION_TTL * 2).build(); // flaky mobile networks
+/// # drop(cable);
+/// ```
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(300);
 /// Default subscriptions one connection may hold.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_MAX_SUBSCRIPTIONS};
+///
+/// assert_eq!(DEFAULT_MAX_SUBSCRIPTIONS, 256);
+/// let cable = Cable::builder().max_subscriptions(DEFAULT_MAX_SUBSCRIPTIONS * 4).build();
+/// # drop(cable);
+/// ```
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 256;
 /// Default sessions kept for restoring at once.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, DEFAULT_MAX_PARKED_SESSIONS};
+///
+/// assert_eq!(DEFAULT_MAX_PARKED_SESSIONS, 10_000);
+/// let cable = Cable::builder().max_parked_sessions(DEFAULT_MAX_PARKED_SESSIONS * 5).build();
+/// # drop(cable);
+/// ```
 pub const DEFAULT_MAX_PARKED_SESSIONS: usize = 10_000;
 
 /// Why `connect` refused a connection.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::{Cable, Identifiers, Rejection};
+///
+/// let cable = Cable::builder()
+///     .connect(|req| async move {
+///         match req.query("token") {
+///             Some(token) if token.len() == 32 => Ok(Identifiers::new().with("token", token)),
+///             Some(_) => Err(Rejection::Unauthorized), // Rails' reject_unauthorized_connection
+///             None => Err(Rejection::InvalidRequest),
+///         }
+///     })
+///     .build();
+/// # drop(cable);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -204,6 +283,21 @@ impl CableBuilder {
     /// Broadcasts through `broker` (shared with SSE and WebSocket
     /// transports, or spanning processes) instead of one of the cable's own.
     /// Its history is what extended-protocol clients resume from.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::broker::Broker;
+    /// use rill::cable::Cable;
+    ///
+    /// // One broker for the cable and, say, an SSE hub: a broadcast reaches both.
+    /// let broker = Broker::builder().history(1_000).build();
+    /// let cable = Cable::builder().broker(broker.clone()).build();
+    /// cable.publish("chat_lobby", &serde_json::json!({"message": "hi"})).await?;
+    /// assert_eq!(broker.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn broker(mut self, broker: Broker) -> Self {
         self.broker = Some(broker);
         self
@@ -214,6 +308,23 @@ impl CableBuilder {
     /// [`Rejection`] refuses it. Commands the client sends meanwhile wait
     /// and run after the welcome, in order. Without a hook every connection
     /// is accepted, with no identifiers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Cable, Identifiers, Rejection};
+    ///
+    /// // Rails' `identified_by :current_user`, from a signed-in cookie.
+    /// let cable = Cable::builder()
+    ///     .connect(|req| async move {
+    ///         match req.cookie("user_id") {
+    ///             Some(id) => Ok(Identifiers::new().with("current_user", id)),
+    ///             None => Err(Rejection::Unauthorized),
+    ///         }
+    ///     })
+    ///     .build();
+    /// # drop(cable);
+    /// ```
     pub fn connect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(ConnectRequest) -> Fut + Send + Sync + 'static,
@@ -225,6 +336,27 @@ impl CableBuilder {
 
     /// Runs `hook` when a connection is over, after `unsubscribed` of every
     /// subscription.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    /// use rill::state::Store;
+    ///
+    /// // Mark the user offline when their last subscription is gone.
+    /// let presence = Store::new();
+    /// let cable = Cable::builder()
+    ///     .disconnect(move |ids| {
+    ///         let presence = presence.clone();
+    ///         async move {
+    ///             if let Some(user) = ids.get("current_user") {
+    ///                 let _ = presence.delete("presence", "online", user).await;
+    ///             }
+    ///         }
+    ///     })
+    ///     .build();
+    /// # drop(cable);
+    /// ```
     pub fn disconnect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Identifiers) -> Fut + Send + Sync + 'static,
@@ -236,6 +368,27 @@ impl CableBuilder {
 
     /// Serves channel `class` (the `channel` of clients' identifiers, as
     /// `"ChatChannel"`) with a value made by `make` for each subscription.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::{Cable, Channel, ChannelResult, Subscription};
+    ///
+    /// #[derive(Default)]
+    /// struct AppearanceChannel;
+    ///
+    /// impl Channel for AppearanceChannel {
+    ///     async fn subscribed(&mut self, sub: &Subscription) -> ChannelResult {
+    ///         sub.stream_from("appearances");
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let cable = Cable::builder()
+    ///     .channel("AppearanceChannel", AppearanceChannel::default) // a new value per subscription
+    ///     .build();
+    /// # drop(cable);
+    /// ```
     pub fn channel<C, F>(mut self, class: &str, make: F) -> Self
     where
         C: Channel,
@@ -249,6 +402,17 @@ impl CableBuilder {
     /// Answers a subscription to a channel the server does not have with
     /// `reject_subscription` (off by default: Rails answers nothing, and
     /// its client then retries every 500 ms).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// // A client subscribing to "AdminChannel" here gets `reject_subscription`
+    /// // and stops retrying.
+    /// let cable = Cable::builder().reject_unknown_channels(true).build();
+    /// # drop(cable);
+    /// ```
     pub fn reject_unknown_channels(mut self, reject: bool) -> Self {
         self.reject_unknown = reject;
         self
@@ -257,6 +421,23 @@ impl CableBuilder {
     /// How sockets are accepted: origins, the largest message, keep-alive.
     /// The subprotocols are the cable's own (`actioncable-v1-json`,
     /// `actioncable-v1-ext-json`) and replace any given here.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    /// use rill::ws::WsOptions;
+    ///
+    /// // Rails' `allowed_request_origins`, and no message over 64 KiB.
+    /// let cable = Cable::builder()
+    ///     .ws_options(
+    ///         WsOptions::new()
+    ///             .allowed_origins(["https://app.example.com"])
+    ///             .max_message(64 * 1024),
+    ///     )
+    ///     .build();
+    /// # drop(cable);
+    /// ```
     pub fn ws_options(mut self, options: WsOptions) -> Self {
         self.options = options;
         self
@@ -264,6 +445,16 @@ impl CableBuilder {
 
     /// How many broadcasts may wait for one connection (default 1024)
     /// before it is disconnected with reason `too_slow`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// // A slow client is cut off (`too_slow`) once 256 broadcasts wait for it.
+    /// let cable = Cable::builder().queue(256).build();
+    /// # drop(cable);
+    /// ```
     pub fn queue(mut self, messages: usize) -> Self {
         self.queue = messages.max(1);
         self
@@ -271,6 +462,16 @@ impl CableBuilder {
 
     /// How many bytes may wait for one connection (default 1 MiB) before it
     /// is disconnected with reason `too_slow`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// // At most 4 MiB waiting per connection (large document broadcasts).
+    /// let cable = Cable::builder().buffer(4 * 1024 * 1024).build();
+    /// # drop(cable);
+    /// ```
     pub fn buffer(mut self, bytes: usize) -> Self {
         self.buffer = bytes.max(1);
         self
@@ -278,6 +479,16 @@ impl CableBuilder {
 
     /// How often every connection is pinged (default 3 s; the clients call
     /// a connection stale after 6 s without a message).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    /// use std::time::Duration;
+    ///
+    /// let cable = Cable::builder().ping_interval(Duration::from_secs(1)).build();
+    /// # drop(cable);
+    /// ```
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval.max(Duration::from_millis(10));
         self
@@ -287,6 +498,17 @@ impl CableBuilder {
     /// restored (default 300 s; zero turns restoring off). Its
     /// subscriptions' `unsubscribed` and the connection's `disconnect` run
     /// when it expires.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    /// use std::time::Duration;
+    ///
+    /// // Restoring off: every reconnect subscribes afresh, as with Rails.
+    /// let cable = Cable::builder().session_ttl(Duration::ZERO).build();
+    /// # drop(cable);
+    /// ```
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = ttl;
         self
@@ -294,6 +516,16 @@ impl CableBuilder {
 
     /// How many subscriptions one connection may hold (default 256); one
     /// more is answered with `reject_subscription`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// // A dashboard with a subscription per widget.
+    /// let cable = Cable::builder().max_subscriptions(1024).build();
+    /// # drop(cable);
+    /// ```
     pub fn max_subscriptions(mut self, subscriptions: usize) -> Self {
         self.max_subscriptions = subscriptions;
         self
@@ -302,12 +534,30 @@ impl CableBuilder {
     /// How many lost sessions are kept for restoring at once (default
     /// 10,000); past it, a lost session ends at once (`unsubscribed`,
     /// `disconnect`) and its client starts afresh.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::builder().max_parked_sessions(50_000).build();
+    /// assert_eq!(cable.parked_session_count(), 0);
+    /// ```
     pub fn max_parked_sessions(mut self, sessions: usize) -> Self {
         self.max_parked = sessions;
         self
     }
 
     /// Builds the cable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::builder().build();
+    /// assert_eq!(cable.connection_count(), 0);
+    /// ```
     pub fn build(self) -> Cable {
         let broker = self.broker.unwrap_or_default();
         let options = self
@@ -355,11 +605,32 @@ impl Default for Cable {
 
 impl Cable {
     /// Configures a cable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::builder().reject_unknown_channels(true).build();
+    /// # drop(cable);
+    /// ```
     pub fn builder() -> CableBuilder {
         CableBuilder::default()
     }
 
     /// The broker every broadcast rides.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::default();
+    /// cable.publish("chat_lobby", &"hello").await?;
+    /// assert_eq!(cable.broker().stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
     }
@@ -370,6 +641,24 @@ impl Cable {
     /// of a request that is no acceptable WebSocket handshake. The
     /// connection runs in a task of its own; a server shutdown sends every
     /// client `server_restart` (reconnect) and closes it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::cable::Cable;
+    /// use rill::http::Request;
+    /// use rill::{Context, Router};
+    ///
+    /// let cable = Cable::default();
+    /// let app = Router::new()
+    ///     .get("/cable", move |ctx: Context| { let cable = cable.clone(); async move { cable.accept(ctx) } })
+    ///     .into_service();
+    /// // A plain GET is no WebSocket handshake: refused.
+    /// let request = Request::get("/cable").header("host", "localhost").body(String::new())?;
+    /// assert!(app.handle(request).await.status().is_client_error());
+    /// # Ok(()) }
+    /// ```
     pub fn accept(&self, mut ctx: Context) -> Response {
         let mut options = self.inner.options.clone();
         let prepared = match Prepared::from_context(&mut ctx, &mut options) {
@@ -415,6 +704,19 @@ impl Cable {
     ///
     /// [`CableError::InvalidJson`] when `data` cannot be serialized;
     /// [`CableError::Publish`] when the broker refused it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::cable::Cable;
+    /// use serde_json::json;
+    ///
+    /// let cable = Cable::default();
+    /// // ActionCable.server.broadcast("chat_lobby", { message: "hi" })
+    /// cable.broadcast("chat_lobby", &json!({"message": "hi", "sent_by": "ann"}))?;
+    /// # Ok(()) }
+    /// ```
     pub fn broadcast<T: Serialize + ?Sized>(
         &self,
         stream: &str,
@@ -431,6 +733,19 @@ impl Cable {
     ///
     /// [`CableError::InvalidJson`] when `json` is not one JSON value;
     /// [`CableError::Publish`] when the broker refused it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::cable::{Cable, CableError};
+    ///
+    /// let cable = Cable::default();
+    /// assert!(cable.broadcast_json("chat_lobby", r#"{"message":"hi"}"#).is_ok());
+    /// let error = cable.broadcast_json("chat_lobby", "{not json").unwrap_err();
+    /// assert!(matches!(error, CableError::InvalidJson { .. }));
+    /// # }
+    /// ```
     pub fn broadcast_json(&self, stream: &str, json: &str) -> Result<(), CableError> {
         let json = checked_json(json)?.to_owned();
         self.publish_detached(stream, json)
@@ -443,6 +758,19 @@ impl Cable {
     /// # Errors
     ///
     /// As for [`broadcast`](Self::broadcast).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::default();
+    /// let first = cable.publish("orders", &serde_json::json!({"id": 1})).await?;
+    /// let second = cable.publish("orders", &serde_json::json!({"id": 2})).await?;
+    /// assert_eq!((first.offset(), second.offset()), (1, 2));
+    /// # Ok(()) }
+    /// ```
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         stream: &str,
@@ -468,6 +796,18 @@ impl Cable {
     /// client gets `{"type":"disconnect","reason":"remote","reconnect":…}`
     /// and the socket closes. Sessions of such connections waiting to be
     /// restored end too. How many connections it reached.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::default();
+    /// // A user signed out everywhere: close their sockets, no reconnect
+    /// // (Rails' `remote_connections.where(current_user: user).disconnect`).
+    /// let reached = cable.disconnect(&[("current_user", "42")], false);
+    /// assert_eq!(reached, 0); // nobody connected in this example
+    /// ```
     pub fn disconnect(&self, matching: &[(&str, &str)], reconnect: bool) -> usize {
         let frame = Bytes::from(protocol::disconnect(DisconnectReason::Remote, reconnect));
         let mut reached = 0;
@@ -493,11 +833,29 @@ impl Cable {
     }
 
     /// Connections open now (welcomed and not yet closed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::default();
+    /// assert_eq!(cable.connection_count(), 0); // e.g. for a metrics endpoint
+    /// ```
     pub fn connection_count(&self) -> usize {
         lock(&self.inner.connections).len()
     }
 
     /// Sessions waiting to be restored now (extended protocol).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    ///
+    /// let cable = Cable::default();
+    /// assert_eq!(cable.parked_session_count(), 0);
+    /// ```
     pub fn parked_session_count(&self) -> usize {
         lock(&self.inner.sessions).len()
     }
@@ -560,7 +918,6 @@ impl Cable {
         }
     }
 
-    /// Keeps a session that lost its socket, to be restored by `sid`.
     /// Keeps a session that lost its socket, to be restored by `sid`;
     /// gives it back when the cable keeps as many as it may.
     pub(crate) fn park(&self, sid: String, parked: Parked) -> Result<(), Parked> {
@@ -686,6 +1043,20 @@ impl std::fmt::Debug for Cable {
 
 impl Context {
     /// Answers with a connection to `cable`: see [`Cable::accept`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::Cable;
+    /// use rill::{Context, Router};
+    ///
+    /// let cable = Cable::default();
+    /// let router = Router::new().get("/cable", move |ctx: Context| {
+    ///     let cable = cable.clone();
+    ///     async move { ctx.action_cable(&cable) }
+    /// });
+    /// # drop(router);
+    /// ```
     pub fn action_cable(self, cable: &Cable) -> Response {
         cable.accept(self)
     }
