@@ -3,6 +3,20 @@
 use crate::broker::PublishError;
 
 /// Why a cable operation failed.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::cable::{Cable, CableError};
+///
+/// let cable = Cable::default();
+/// match cable.broadcast_json("chat_lobby", "<b>hi</b>") {
+///     Err(CableError::InvalidJson { reason }) => println!("not sent: {reason}"),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CableError {
