@@ -8,6 +8,8 @@ use std::{future::Future, sync::Arc};
 use crate::{
     error::BoxError,
     live::{self, LiveOptions, LiveStream, LiveTracker},
+    query,
+    request_body::{self, BodyLimits},
     response::Response,
     router::App,
     sse::{self, SseOptions, SseWriter},
@@ -51,6 +53,104 @@ impl Context {
             body,
             app,
         }
+    }
+
+    /// A context for a request that reached the app through another router —
+    /// an axum handler, a tower service, a bare hyper service — so that
+    /// rill's entry points ([`live`](Self::live), [`sse`](Self::sse),
+    /// [`Hub::subscribe`](crate::hub::Hub::subscribe), WebSocket, cable and
+    /// state endpoints) take it from standard `http` types.
+    ///
+    /// The body is empty (use [`from_request`](Self::from_request) to read
+    /// one), the path parameters are none (add them with
+    /// [`with_param`](Self::with_param)), the query is parsed from the URI.
+    /// Live responses are registered with the [`LiveTracker`] found in the
+    /// request's extensions — put one there with a layer (axum's
+    /// `Extension(tracker)`) and a graceful shutdown reaches every stream —
+    /// or else with a tracker of their own.
+    ///
+    /// ```
+    /// use rill::{http::{request::Parts, Request}, Context, LiveTracker};
+    ///
+    /// // What an axum handler receives as its `Parts` extractor:
+    /// let tracker = LiveTracker::new();
+    /// let (mut parts, ()) = Request::get("/prices?symbol=RILL").body(()).unwrap().into_parts();
+    /// parts.extensions.insert(tracker.clone());
+    ///
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.query("symbol"), Some("RILL"));
+    /// let response = ctx.sse(|_ctx, mut sse| async move { sse.write("42").await?; Ok(()) });
+    /// # let _rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # let _guard = _rt.enter();
+    /// # drop(response);
+    /// ```
+    pub fn from_parts(parts: Parts) -> Context {
+        let query = parts
+            .uri
+            .query()
+            .map(query::parse_query)
+            .unwrap_or_default();
+        let tracker = parts
+            .extensions
+            .get::<LiveTracker>()
+            .cloned()
+            .unwrap_or_default();
+        Context::new(
+            parts,
+            Vec::new(),
+            query,
+            Bytes::new(),
+            App::standalone(tracker),
+        )
+    }
+
+    /// [`from_parts`](Self::from_parts) with the body read in full, bounded
+    /// like rill's router does by default (1 MiB, 30 s in all, 10 s between
+    /// two pieces). A body that breaks a bound is refused with the answer
+    /// rill's router gives (`413`, `408`, `400`), ready to return.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::Request, Context};
+    ///
+    /// let request = Request::post("/rooms/1").body(String::from("hello")).unwrap();
+    /// let ctx = match Context::from_request(request).await {
+    ///     Ok(ctx) => ctx,
+    ///     Err(refusal) => panic!("refused: {}", refusal.status()),
+    /// };
+    /// assert_eq!(&ctx.body()[..], b"hello");
+    /// # }
+    /// ```
+    pub async fn from_request<B>(request: http::Request<B>) -> Result<Context, Response>
+    where
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        match request_body::read(&parts.headers, body, BodyLimits::default()).await {
+            Ok(body) => {
+                let mut ctx = Context::from_parts(parts);
+                ctx.body = body;
+                Ok(ctx)
+            }
+            Err(error) => Err(request_body::refusal(&error, parts.version)),
+        }
+    }
+
+    /// Adds a path parameter, as a route's `{name}` would have: for a
+    /// context made by [`from_parts`](Self::from_parts) from a request whose
+    /// parameters another router extracted.
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/rooms/7").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts).with_param("room", "7");
+    /// assert_eq!(ctx.param("room"), Some("7"));
+    /// ```
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
     }
 
     /// The request's head, for the layers that take something out of it (a
@@ -260,6 +360,13 @@ impl Context {
                 writer(ctx, sse)
             })
         })
+    }
+}
+
+impl From<Parts> for Context {
+    /// [`Context::from_parts`].
+    fn from(parts: Parts) -> Self {
+        Context::from_parts(parts)
     }
 }
 

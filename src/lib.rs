@@ -119,7 +119,7 @@ pub use handler::{BoxFuture, Handler};
 pub use json::{Json, JsonRejection};
 pub use live::{
     live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,
-    DEFAULT_BUFFER_LIMIT,
+    DEFAULT_BUFFER_LIMIT, DEFAULT_SHUTDOWN_GRACE,
 };
 pub use request_body::{DEFAULT_BODY_IDLE_TIMEOUT, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
 pub use response::{IntoResponse, Response};

@@ -9,13 +9,16 @@
 //! length while it grows, whatever its segmentation.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap};
+use http::{header, HeaderMap, HeaderValue, Version};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use std::{pin::pin, time::Duration};
 use tokio::time::Instant;
 
-use crate::error::{BoxError, RequestBodyError};
+use crate::{
+    error::{BoxError, RequestBodyError},
+    response::Response,
+};
 
 /// The default request-body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -155,6 +158,28 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse::<u64>()
         .ok()
+}
+
+/// The answer to a body that is not read in full: `413`, `408` or `400`,
+/// with `Connection: close` on HTTP/1 — the rest of the body is still on the
+/// connection, which cannot carry another request (HTTP/2 resets just the
+/// stream).
+pub(crate) fn refusal(error: &RequestBodyError, version: Version) -> Response {
+    tracing::debug!(%error, "request body refused");
+    let text = match error {
+        RequestBodyError::TooLarge { .. } => "payload too large\n",
+        RequestBodyError::ReadTimeout { .. } | RequestBodyError::IdleTimeout { .. } => {
+            "request body timed out\n"
+        }
+        _ => "could not read request body\n",
+    };
+    let mut response = Response::text(text).with_status(error.status());
+    if version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! 413 and `HEAD` itself.
 
 use http::{header, HeaderValue, Method, Request, StatusCode, Version};
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
 
 use crate::{
     body::Body,
     context::Context,
     controller::{Controller, Routes},
-    error::{BoxError, RequestBodyError},
+    error::BoxError,
     handler::Handler,
     live::LiveTracker,
     query,
@@ -22,6 +22,19 @@ pub(crate) struct App {
     pub(crate) tracker: LiveTracker,
     pub(crate) body_limit: usize,
     pub(crate) body_timeouts: BodyTimeouts,
+}
+
+impl App {
+    /// The app of a request that came through another router: no state,
+    /// default limits, `tracker` for its live responses.
+    pub(crate) fn standalone(tracker: LiveTracker) -> Arc<App> {
+        Arc::new(App {
+            state: http::Extensions::new(),
+            tracker,
+            body_limit: request_body::DEFAULT_BODY_LIMIT,
+            body_timeouts: BodyTimeouts::default(),
+        })
+    }
 }
 
 /// Maps method + path to actions.
@@ -206,8 +219,22 @@ impl std::fmt::Debug for Router {
     }
 }
 
-/// A frozen [`Router`], cheap to clone, that answers requests; usable as a
-/// hyper service (`hyper::service::Service<Request<B>>`).
+/// A frozen [`Router`], cheap to clone, that answers requests; a hyper
+/// service and a tower service for any request body, so rill's routes can be
+/// served by [`Server`](crate::Server), by hyper, or nested in axum:
+///
+/// ```
+/// use rill::{Context, Response, Router};
+///
+/// async fn prices(ctx: Context) -> Response {
+///     ctx.sse(|_ctx, mut sse| async move { sse.write("42").await?; Ok(()) })
+/// }
+/// let live = Router::new().get("/prices", prices).into_service();
+/// // axum: `axum::Router::new().nest_service("/live", live)` serves
+/// // `GET /live/prices` (see the axum guide).
+/// fn is_tower_service<S: tower_service::Service<rill::http::Request<String>>>(_: &S) {}
+/// is_tower_service(&live);
+/// ```
 #[derive(Clone)]
 pub struct RouterService {
     inner: Arc<Inner>,
@@ -298,18 +325,7 @@ impl RouterService {
             .limits(inner.app.body_limit, parts.extensions.get::<BodyTimeouts>());
         let body = match request_body::read(&parts.headers, body, limits).await {
             Ok(body) => body,
-            Err(error) => {
-                tracing::debug!(%error, "request body refused");
-                let mut response = plain(error.status(), body_error_text(&error));
-                // The rest of the body is not read: the connection cannot
-                // carry another request (HTTP/2 resets just the stream).
-                if parts.version <= Version::HTTP_11 {
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                return response;
-            }
+            Err(error) => return request_body::refusal(&error, parts.version),
         };
 
         let ctx = Context::new(parts, params, query, body, inner.app.clone());
@@ -349,6 +365,26 @@ where
     }
 }
 
+impl<B> tower_service::Service<Request<B>> for RouterService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = crate::handler::BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    /// Always ready: every request is answered (a refusal is an answer).
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(self, request)
+    }
+}
+
 impl std::fmt::Debug for RouterService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouterService")
@@ -368,16 +404,6 @@ fn host_problem<B>(request: &Request<B>) -> Option<&'static str> {
         (None, _) => Some("missing Host header\n"),
         (Some(_), Some(_)) => Some("more than one Host header\n"),
         (Some(_), None) => None,
-    }
-}
-
-fn body_error_text(error: &RequestBodyError) -> &'static str {
-    match error {
-        RequestBodyError::TooLarge { .. } => "payload too large\n",
-        RequestBodyError::ReadTimeout { .. } | RequestBodyError::IdleTimeout { .. } => {
-            "request body timed out\n"
-        }
-        _ => "could not read request body\n",
     }
 }
 

@@ -127,6 +127,64 @@ async fn graceful_shutdown_closes_live_streams() {
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
 }
 
+/// Graceful shutdown leaves a grace window: a writer told by `closed()`
+/// still sends its goodbye, the client receives it, and the server stops as
+/// soon as the writer returns (not at the end of the grace).
+#[tokio::test]
+async fn shutdown_grace_lets_a_writer_say_goodbye() {
+    let router = Router::new().get("/feed", |ctx: Context| async move {
+        ctx.sse(|_ctx, mut sse| async move {
+            sse.write("hello").await?;
+            sse.closed().await;
+            assert!(sse.is_shutting_down());
+            sse.send(rill::sse::Event::data("server going away").event("bye"))
+                .await?;
+            Ok(())
+        })
+    });
+    let mut server = start_with(router, |s| s.shutdown_grace(Duration::from_secs(30))).await;
+    let mut response = server.get("/feed").await;
+    assert_eq!(
+        response.next_chunk().await,
+        Ok(Some(b"data: hello\n\n".to_vec()))
+    );
+    server.begin_shutdown();
+    let rest = response.chunks().await.expect("clean end");
+    assert_eq!(rest.concat(), b"event: bye\ndata: server going away\n\n");
+    // Well within the 30 s grace: the writer returned, so the close came at once.
+    tokio::time::timeout(WAIT, server.join())
+        .await
+        .expect("the server stopped once the writer returned")
+        .unwrap();
+}
+
+/// With no grace, the writer told of the shutdown can no longer write.
+#[tokio::test]
+async fn zero_grace_closes_at_once() {
+    let (seen_tx, mut seen_rx) = mpsc::channel::<LiveError>(1);
+    let router = Router::new().get("/feed", move |ctx: Context| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            ctx.live(|_ctx, mut stream| async move {
+                stream.write("hello\n").await?;
+                stream.closed().await;
+                if let Err(error) = stream.write("bye\n").await {
+                    let _ = seen_tx.send(error).await;
+                }
+                Ok(())
+            })
+        }
+    });
+    let mut server = start_with(router, |s| s.shutdown_grace(Duration::ZERO)).await;
+    let mut response = server.get("/feed").await;
+    assert_eq!(response.next_chunk().await, Ok(Some(b"hello\n".to_vec())));
+    server.begin_shutdown();
+    let error = tokio::time::timeout(WAIT, seen_rx.recv()).await.unwrap();
+    assert_eq!(error, Some(LiveError::StreamClosed));
+    assert!(response.chunks().await.expect("clean end").is_empty());
+    server.join().await.unwrap();
+}
+
 /// A writer that ignores shutdown is aborted at the deadline, and its handle
 /// reports Cancelled.
 #[tokio::test]

@@ -13,8 +13,8 @@ mod tracker;
 pub use crate::pipe::DEFAULT_BUFFER_LIMIT;
 pub use stream::LiveStream;
 pub use task::{WriterHandle, WriterResult};
-pub use tracker::LiveTracker;
 pub(crate) use tracker::ShutDown;
+pub use tracker::{LiveTracker, DEFAULT_SHUTDOWN_GRACE};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -204,7 +204,9 @@ where
         writer_guard,
         active.clone(),
     );
-    let join = tokio::spawn(task);
+    // The writer logs inside the request's span (a TraceLayer's
+    // `request{method=GET uri=/prices}`), as the action did.
+    let join = tokio::spawn(tracing::Instrument::in_current_span(task));
     if let (Some(tracker), Some(active)) = (&options.tracker, &active) {
         tracker.set_abort(active.id, join.abort_handle());
     }

@@ -129,7 +129,8 @@ impl LiveStream {
         self.pipe.shared().has(CLOSED)
     }
 
-    /// Whether the stream was closed because the server is shutting down.
+    /// Whether the server is shutting down: from the announcement (writes
+    /// still succeed during the grace period) to the close.
     pub fn is_shutting_down(&self) -> bool {
         self.pipe.shared().has(SHUTDOWN)
     }
@@ -167,11 +168,15 @@ impl LiveStream {
         async move { shared.wait_for(DISCONNECTED).await }
     }
 
-    /// A future that resolves when the stream can take no more writes: it
-    /// was closed (including by server shutdown) or the client went away.
+    /// A future that resolves when the writer should stop: the stream was
+    /// closed, the client went away, or the server began a graceful
+    /// shutdown. In the last case ([`is_shutting_down`](Self::is_shutting_down)
+    /// is true) writes still succeed for the shutdown's grace period
+    /// ([`Server::shutdown_grace`](crate::Server::shutdown_grace), 1 s by
+    /// default): say goodbye, then return.
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.pipe.shared().clone();
-        async move { shared.wait_for(CLOSED | DISCONNECTED).await }
+        async move { shared.wait_for(CLOSED | DISCONNECTED | SHUTDOWN).await }
     }
 
     /// The charset text chunks are encoded in.

@@ -50,7 +50,11 @@ struct TrackerInner {
     next_id: AtomicU64,
     writers: AtomicUsize,
     writers_idle: Notify,
+    /// Set by `announce_shutdown` (and `close_all`): streams opened from
+    /// now on are told at once.
     shutting_down: AtomicBool,
+    /// Set by `close_all`: streams opened from now on are closed at once.
+    closing: AtomicBool,
 }
 
 struct Entry {
@@ -62,13 +66,29 @@ struct Entry {
 pub(crate) trait ShutDown: Send + Sync {
     /// Closes it because the server is shutting down.
     fn shut_down(&self);
+
+    /// Tells it the server is shutting down, leaving it open for the grace
+    /// period. What cannot say goodbye (a WebSocket, whose close frame is
+    /// its goodbye) closes at once.
+    fn announce_shutdown(&self) {
+        self.shut_down();
+    }
 }
 
 impl ShutDown for Shared {
     fn shut_down(&self) {
         Shared::shut_down(self);
     }
+
+    fn announce_shutdown(&self) {
+        Shared::announce_shutdown(self);
+    }
 }
+
+/// How long a graceful shutdown leaves live streams open after telling
+/// them, so that their writers can send their last events, unless every
+/// writer has returned sooner.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 impl LiveTracker {
     /// A new tracker with no streams.
@@ -87,9 +107,48 @@ impl LiveTracker {
         self.inner.writers.load(Ordering::Acquire)
     }
 
-    /// Whether [`close_all`](Self::close_all) was called.
+    /// Whether [`announce_shutdown`](Self::announce_shutdown) or
+    /// [`close_all`](Self::close_all) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Tells every open live stream, and every one opened from now on, that
+    /// the server is shutting down, without closing them yet:
+    /// [`LiveStream::closed`](crate::LiveStream::closed) resolves and
+    /// [`is_shutting_down`](crate::LiveStream::is_shutting_down) is true,
+    /// while writes still succeed — the grace window in which a writer says
+    /// goodbye. [`close_all`](Self::close_all) ends it. WebSockets close at
+    /// once (1001, their own goodbye).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use http_body_util::BodyExt;
+    /// use rill::{sse::{self, Event, SseOptions}, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = sse::response(SseOptions::new().tracker(tracker.clone()), None, |mut sse| async move {
+    ///     sse.closed().await; // resolves at the announcement
+    ///     sse.send(Event::data("server going away").event("bye")).await?;
+    ///     Ok(())
+    /// });
+    /// tracker.announce_shutdown();
+    /// let body = response.into_http().into_body().collect().await.unwrap().to_bytes();
+    /// assert_eq!(body, "event: bye\ndata: server going away\n\n");
+    /// # }
+    /// ```
+    pub fn announce_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        for stream in self.open_streams() {
+            stream.announce_shutdown();
+        }
+    }
+
+    fn open_streams(&self) -> Vec<Arc<dyn ShutDown>> {
+        self.lock()
+            .values()
+            .filter_map(|e| e.stream.upgrade())
+            .collect()
     }
 
     /// Closes every open live stream, and every one opened from now on: their
@@ -98,14 +157,10 @@ impl LiveTracker {
     /// end cleanly after what was already written.
     pub fn close_all(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let streams: Vec<Arc<dyn ShutDown>> = self
-            .lock()
-            .values()
-            .filter_map(|e| e.stream.upgrade())
-            .collect();
+        self.inner.closing.store(true, Ordering::Release);
         // Outside the lock: closing wakes the stream's body and writer.
-        for shared in streams {
-            shared.shut_down();
+        for stream in self.open_streams() {
+            stream.shut_down();
         }
     }
 
@@ -132,12 +187,44 @@ impl LiveTracker {
         }
     }
 
-    /// Graceful shutdown of the live streams alone: closes them all, waits up
-    /// to `deadline` for their writers to return, then aborts the rest.
-    /// Returns how many writers had to be aborted.
+    /// Graceful shutdown of the live streams alone, as
+    /// [`Server`](crate::Server) does it: tells them
+    /// ([`announce_shutdown`](Self::announce_shutdown)), leaves them
+    /// [`DEFAULT_SHUTDOWN_GRACE`] to say goodbye unless every writer returns
+    /// sooner, closes them all, waits for their writers until `deadline`
+    /// (counted from the start), then aborts the rest. Returns how many
+    /// writers had to be aborted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveOptions, LiveTracker};
+    /// use std::time::Duration;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let _response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |stream| async move {
+    ///     stream.closed().await; // the writer stops when told
+    ///     Ok(())
+    /// });
+    /// assert_eq!(tracker.shutdown(Duration::from_secs(5)).await, 0);
+    /// # }
+    /// ```
     pub async fn shutdown(&self, deadline: Duration) -> usize {
+        self.shutdown_with_grace(DEFAULT_SHUTDOWN_GRACE, deadline)
+            .await
+    }
+
+    /// [`shutdown`](Self::shutdown) with a grace period of your own
+    /// (`Duration::ZERO`: close at once, no goodbye).
+    pub async fn shutdown_with_grace(&self, grace: Duration, deadline: Duration) -> usize {
+        let start = tokio::time::Instant::now();
+        let grace = grace.min(deadline);
+        if !grace.is_zero() {
+            self.announce_shutdown();
+            let _ = tokio::time::timeout(grace, self.wait_writers()).await;
+        }
         self.close_all();
-        if tokio::time::timeout(deadline, self.wait_writers())
+        let left = deadline.saturating_sub(start.elapsed());
+        if tokio::time::timeout(left, self.wait_writers())
             .await
             .is_ok()
         {
@@ -168,9 +255,11 @@ impl LiveTracker {
                 abort: None,
             },
         );
-        if self.is_shutting_down() {
-            // Registered after close_all took its snapshot, or during it.
+        // Registered after a shutdown step took its snapshot, or during it.
+        if self.inner.closing.load(Ordering::Acquire) {
             shared.shut_down();
+        } else if self.is_shutting_down() {
+            shared.announce_shutdown();
         }
         ActiveGuard {
             tracker: self.clone(),

@@ -69,6 +69,10 @@
 //!   sender; the body ends with an error, after what was written.
 //! * The writer task is dropped (aborted) without closing: the channel ends
 //!   with neither flag; the body ends with an error (cancelled).
+//! * The server begins a graceful shutdown: `SHUTDOWN` alone — nothing
+//!   ends, `closed()` resolves, writes still succeed (the grace window in
+//!   which a writer says goodbye). Then, once the writers have returned or
+//!   the grace has passed, `CLOSED | SHUTDOWN`.
 //! * A feed is closed by its broker, or the server shuts down: `CLOSED`
 //!   (with `SHUTDOWN`); a feed's body ends cleanly once it has taken
 //!   everything; a writer sees `StreamClosed` and returns.
@@ -107,7 +111,8 @@ pub(crate) const CLOSED: u8 = 1 << 0;
 pub(crate) const DISCONNECTED: u8 = 1 << 1;
 /// The writer failed or panicked: the body ends with an error.
 pub(crate) const FAILED: u8 = 1 << 2;
-/// The server is shutting down (always set together with `CLOSED`).
+/// The server is shutting down: set alone when the shutdown is announced
+/// (writes still succeed during its grace), with `CLOSED` when it closes.
 pub(crate) const SHUTDOWN: u8 = 1 << 3;
 /// The body reached its end (cleanly or not); dropping it is no disconnect.
 pub(crate) const BODY_DONE: u8 = 1 << 4;
@@ -204,6 +209,12 @@ impl Shared {
             self.flags_changed();
         }
         updated
+    }
+
+    /// Announces a server shutdown: `closed()` resolves and
+    /// `is_shutting_down()` is true, but writes still succeed.
+    pub(crate) fn announce_shutdown(&self) {
+        self.set(SHUTDOWN);
     }
 
     /// Closes the stream for a server shutdown: writes fail with

@@ -24,7 +24,10 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{error::ServeError, request_body::BodyTimeouts, router::RouterService, Router};
+use crate::{
+    error::ServeError, live::DEFAULT_SHUTDOWN_GRACE, request_body::BodyTimeouts,
+    router::RouterService, Router,
+};
 use admission::{Admission, OpenConnections};
 use conn::Connections;
 use io::Deadlines;
@@ -84,6 +87,7 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// | [`body_read_timeout`](Self::body_read_timeout) | 30 s |
 /// | [`body_idle_timeout`](Self::body_idle_timeout) | 10 s |
 /// | [`max_connections`](Self::max_connections) | 90% of the open-file limit |
+/// | [`shutdown_grace`](Self::shutdown_grace) | 1 s |
 /// | [`shutdown_deadline`](Self::shutdown_deadline) | 10 s |
 #[derive(Debug)]
 pub struct Server {
@@ -92,6 +96,7 @@ pub struct Server {
     idle_timeout: Duration,
     body_timeouts: BodyTimeouts,
     max_connections: usize,
+    shutdown_grace: Duration,
     shutdown_deadline: Duration,
 }
 
@@ -135,6 +140,7 @@ impl Server {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_timeouts: BodyTimeouts::default(),
             max_connections: admission::default_max_connections(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
         }
     }
@@ -208,8 +214,28 @@ impl Server {
         self
     }
 
+    /// How long live streams stay open, once told of a graceful shutdown,
+    /// for their writers to send their last events (default 1 s; ends as
+    /// soon as every writer has returned; `Duration::ZERO` closes them at
+    /// once). See [`LiveTracker::announce_shutdown`](crate::LiveTracker::announce_shutdown).
+    ///
+    /// ```no_run
+    /// # async fn f(router: rill::Router) -> Result<(), rill::ServeError> {
+    /// use std::time::Duration;
+    ///
+    /// rill::Server::bind("127.0.0.1:3000").await?
+    ///     .shutdown_grace(Duration::from_millis(500))
+    ///     .serve_with_shutdown(router, rill::shutdown_signal())
+    ///     .await
+    /// # }
+    /// ```
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// How long a graceful shutdown waits before aborting what is left
-    /// (default 10 s).
+    /// (default 10 s, the grace included).
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.shutdown_deadline = deadline;
         self
@@ -227,12 +253,15 @@ impl Server {
     /// Serves until `signal` completes, then shuts down gracefully:
     ///
     /// 1. stops accepting connections;
-    /// 2. closes every live stream — writes return
-    ///    [`LiveError::StreamClosed`](crate::LiveError::StreamClosed) and
-    ///    [`LiveStream::closed`](crate::LiveStream::closed) resolves — and
-    ///    asks every connection to finish (HTTP/1.1: after its current
-    ///    response; HTTP/2: `GOAWAY`);
-    /// 3. waits for live writers and connections up to the
+    /// 2. tells every live stream — [`LiveStream::closed`](crate::LiveStream::closed)
+    ///    resolves, writes still succeed — and asks every connection to
+    ///    finish (HTTP/1.1: after its current response; HTTP/2: `GOAWAY`);
+    ///    WebSockets are closed (1001);
+    /// 3. once every writer has returned, or the
+    ///    [`shutdown_grace`](Self::shutdown_grace) has passed, closes every
+    ///    live stream: writes return
+    ///    [`LiveError::StreamClosed`](crate::LiveError::StreamClosed);
+    /// 4. waits for live writers and connections up to the
     ///    [`shutdown_deadline`](Self::shutdown_deadline), then aborts the rest.
     ///
     /// # Errors
@@ -299,12 +328,20 @@ impl Server {
             live = tracker.active(),
             "shutting down"
         );
-        tracker.close_all();
+        if self.shutdown_grace.is_zero() {
+            tracker.close_all();
+        } else {
+            tracker.announce_shutdown();
+        }
         let _ = stop.send(true);
         let drained = async {
             tokio::join!(
                 async { while tasks.join_next().await.is_some() {} },
-                tracker.wait_writers()
+                async {
+                    let _ = tokio::time::timeout(self.shutdown_grace, tracker.wait_writers()).await;
+                    tracker.close_all();
+                    tracker.wait_writers().await;
+                }
             );
         };
         if tokio::time::timeout(self.shutdown_deadline, drained)
