@@ -70,9 +70,11 @@ impl Context {
     /// or else with a tracker of their own.
     ///
     /// ```
-    /// use rill::{http::{request::Parts, Request}, Context, LiveTracker};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::Request, Context, LiveTracker};
     ///
-    /// // What an axum handler receives as its `Parts` extractor:
+    /// // What an axum handler receives as its `Parts` extractor, with the
+    /// // tracker an `Extension(tracker)` layer put there:
     /// let tracker = LiveTracker::new();
     /// let (mut parts, ()) = Request::get("/prices?symbol=RILL").body(()).unwrap().into_parts();
     /// parts.extensions.insert(tracker.clone());
@@ -80,9 +82,9 @@ impl Context {
     /// let ctx = Context::from_parts(parts);
     /// assert_eq!(ctx.query("symbol"), Some("RILL"));
     /// let response = ctx.sse(|_ctx, mut sse| async move { sse.write("42").await?; Ok(()) });
-    /// # let _rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    /// # let _guard = _rt.enter();
-    /// # drop(response);
+    /// assert_eq!(tracker.active(), 1); // a graceful shutdown reaches it
+    /// let _http: rill::http::Response<rill::Body> = response.into(); // what axum returns
+    /// # }
     /// ```
     pub fn from_parts(parts: Parts) -> Context {
         let query = parts
