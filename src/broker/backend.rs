@@ -16,9 +16,63 @@ use super::{
 };
 
 /// A boxed future that can cross threads.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{BackendError, BoxFuture, Position};
+///
+/// // What a backend returns: already resolved for an in-process store,
+/// // a real future for a network round trip.
+/// fn no_position() -> BoxFuture<Result<Option<Position>, BackendError>> {
+///     Box::pin(async { Ok(None) })
+/// }
+/// ```
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Where a subscriber resumes a channel from.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{Delivery, Message, Metadata, Offer, Sink};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Default)]
+/// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+/// # impl Recorder {
+/// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+/// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+/// # }
+/// # impl Sink for Recorder {
+/// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+/// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+/// #         Offer::Queued
+/// #     }
+/// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+/// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+/// #     fn position(&self, _: &str, _: &rill::broker::Position) {}
+/// #     fn close(&self) {}
+/// #     fn metadata(&self) -> &Metadata { &self.metadata }
+/// # }
+/// use rill::broker::{Broker, Position, Publication, Since, SubscribeOptions};
+///
+/// let broker = Broker::new();
+/// let seen = broker.publish("news", Publication::new("a")).await?;
+/// broker.publish("news", Publication::new("b")).await?;
+/// // A client's `Last-Event-ID`: `0` for everything, else a position.
+/// let last_event_id = seen.to_string();
+/// let since = match last_event_id.as_str() {
+///     "0" => Since::Start,
+///     id => Since::After(id.parse::<Position>()?),
+/// };
+/// let recorder = Arc::new(Recorder::default());
+/// broker.subscribe(recorder.clone(), SubscribeOptions::default()).join("news", Some(since))?;
+/// assert_eq!(recorder.data(), ["b"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Since {
     /// Everything the history still holds (a client that asks for the whole
@@ -29,6 +83,19 @@ pub enum Since {
 }
 
 /// What a history read found.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::History;
+///
+/// /// What a Redis backend would answer when the stream was trimmed past
+/// /// the client's position.
+/// fn after_trim(kept: Vec<std::sync::Arc<rill::broker::Message>>, trimmed: bool) -> History {
+///     if trimmed { History::Reset(kept) } else { History::Continuous(kept) }
+/// }
+/// assert!(matches!(after_trim(Vec::new(), true), History::Reset(m) if m.is_empty()));
+/// ```
 #[derive(Debug, Clone)]
 pub enum History {
     /// Every message after the position asked for, in order: the subscriber
@@ -56,6 +123,62 @@ pub enum History {
 ///
 /// Methods return boxed futures so the trait stays object-safe; an
 /// in-process backend returns ready ones.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{
+///     Backend, BackendError, BoxFuture, Broker, Epoch, History, Inbox, Member, Message, Position,
+///     Publication, PublishError, Since,
+/// };
+/// use std::{collections::HashMap, sync::{Arc, Mutex, OnceLock}};
+///
+/// /// Delivers within this process and keeps no history: the skeleton of a
+/// /// Redis backend.
+/// #[derive(Default)]
+/// struct NoHistory { inbox: OnceLock<Inbox>, tops: Mutex<HashMap<String, u64>> }
+///
+/// impl Backend for NoHistory {
+///     fn attach(&self, inbox: Inbox) {
+///         let _ = self.inbox.set(inbox);
+///     }
+///     fn publish(&self, channel: &str, publication: Publication) -> BoxFuture<Result<Position, PublishError>> {
+///         let mut tops = self.tops.lock().expect("not poisoned");
+///         let top = tops.entry(channel.to_owned()).or_insert(0);
+///         *top += 1;
+///         let position = Position::new(Epoch::from_number(1), *top);
+///         if let Some(inbox) = self.inbox.get() {
+///             inbox.deliver(Arc::new(Message::new(channel.into(), position.clone(), publication)));
+///         }
+///         Box::pin(async move { Ok(position) })
+///     }
+/// #     fn send_ephemeral(&self, message: Arc<Message>) {
+/// #         if let Some(inbox) = self.inbox.get() { inbox.deliver(message) }
+/// #     }
+/// #     fn position(&self, _: &str) -> BoxFuture<Result<Option<Position>, BackendError>> {
+/// #         Box::pin(async { Ok(None) })
+/// #     }
+/// #     fn history(&self, _: &str, _: &Since) -> BoxFuture<Result<History, BackendError>> {
+/// #         Box::pin(async { Ok(History::Continuous(Vec::new())) })
+/// #     }
+/// #     fn listen(&self, _: &str) {}
+/// #     fn unlisten(&self, _: &str) {}
+/// #     fn presence_add(&self, _: &str, _: Member) {}
+/// #     fn presence_refresh(&self, _: &str, _: &str) {}
+/// #     fn presence_remove(&self, _: &str, _: &str) {}
+/// #     fn presence(&self, _: &str) -> BoxFuture<Result<Vec<Member>, BackendError>> {
+/// #         Box::pin(async { Ok(Vec::new()) })
+/// #     }
+/// # }
+///
+/// let broker = Broker::builder().backend(Arc::new(NoHistory::default())).build();
+/// let position = broker.publish("news", Publication::new("hi")).await?;
+/// assert_eq!(position.to_string(), "1-1");
+/// # Ok(())
+/// # }
+/// ```
 pub trait Backend: Send + Sync + 'static {
     /// Connects the backend to its broker's inbox; called once, when the
     /// broker is built.
@@ -104,6 +227,64 @@ pub trait Backend: Send + Sync + 'static {
 /// A broker's inbox: where its backend delivers messages and reports lost
 /// contact. Holds the broker weakly: a backend outliving its broker
 /// delivers nowhere.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{
+/// #     Backend, BackendError, BoxFuture, Broker, Epoch, History, Inbox, Member, Message, Position,
+/// #     Publication, PublishError, Since,
+/// # };
+/// # use std::{collections::HashMap, sync::{Arc, Mutex, OnceLock}};
+/// #
+/// # /// Delivers within this process and keeps no history: the skeleton of a
+/// # /// Redis backend.
+/// # #[derive(Default)]
+/// # struct NoHistory { inbox: OnceLock<Inbox>, tops: Mutex<HashMap<String, u64>> }
+/// #
+/// # impl Backend for NoHistory {
+/// #     fn attach(&self, inbox: Inbox) {
+/// #         let _ = self.inbox.set(inbox);
+/// #     }
+/// #     fn publish(&self, channel: &str, publication: Publication) -> BoxFuture<Result<Position, PublishError>> {
+/// #         let mut tops = self.tops.lock().expect("not poisoned");
+/// #         let top = tops.entry(channel.to_owned()).or_insert(0);
+/// #         *top += 1;
+/// #         let position = Position::new(Epoch::from_number(1), *top);
+/// #         if let Some(inbox) = self.inbox.get() {
+/// #             inbox.deliver(Arc::new(Message::new(channel.into(), position.clone(), publication)));
+/// #         }
+/// #         Box::pin(async move { Ok(position) })
+/// #     }
+/// #     fn send_ephemeral(&self, message: Arc<Message>) {
+/// #         if let Some(inbox) = self.inbox.get() { inbox.deliver(message) }
+/// #     }
+/// #     fn position(&self, _: &str) -> BoxFuture<Result<Option<Position>, BackendError>> {
+/// #         Box::pin(async { Ok(None) })
+/// #     }
+/// #     fn history(&self, _: &str, _: &Since) -> BoxFuture<Result<History, BackendError>> {
+/// #         Box::pin(async { Ok(History::Continuous(Vec::new())) })
+/// #     }
+/// #     fn listen(&self, _: &str) {}
+/// #     fn unlisten(&self, _: &str) {}
+/// #     fn presence_add(&self, _: &str, _: Member) {}
+/// #     fn presence_refresh(&self, _: &str, _: &str) {}
+/// #     fn presence_remove(&self, _: &str, _: &str) {}
+/// #     fn presence(&self, _: &str) -> BoxFuture<Result<Vec<Member>, BackendError>> {
+/// #         Box::pin(async { Ok(Vec::new()) })
+/// #     }
+/// # }
+///
+/// // The broker hands its inbox to the backend once, when it is built:
+/// let backend = Arc::new(NoHistory::default());
+/// let broker = Broker::builder().backend(backend.clone()).build();
+/// assert!(backend.inbox.get().is_some());
+/// # drop(broker);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Inbox {
     registry: Weak<Registry>,
@@ -120,6 +301,87 @@ impl Inbox {
     /// channel, messages must arrive in position order; a message whose
     /// offset does not follow the last one delivered makes the broker catch
     /// its subscribers up from history.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// # use rill::broker::{Backend, BackendError, BoxFuture, Broker, Epoch, History, Inbox, Member, Publication, PublishError, Since, SubscribeOptions};
+    /// # use std::{collections::HashMap, sync::OnceLock};
+    /// #
+    /// # /// Delivers within this process and keeps no history: the skeleton of a
+    /// # /// Redis backend.
+    /// # #[derive(Default)]
+    /// # struct NoHistory { inbox: OnceLock<Inbox>, tops: Mutex<HashMap<String, u64>> }
+    /// #
+    /// # impl Backend for NoHistory {
+    /// #     fn attach(&self, inbox: Inbox) {
+    /// #         let _ = self.inbox.set(inbox);
+    /// #     }
+    /// #     fn publish(&self, channel: &str, publication: Publication) -> BoxFuture<Result<Position, PublishError>> {
+    /// #         let mut tops = self.tops.lock().expect("not poisoned");
+    /// #         let top = tops.entry(channel.to_owned()).or_insert(0);
+    /// #         *top += 1;
+    /// #         let position = Position::new(Epoch::from_number(1), *top);
+    /// #         if let Some(inbox) = self.inbox.get() {
+    /// #             inbox.deliver(Arc::new(Message::new(channel.into(), position.clone(), publication)));
+    /// #         }
+    /// #         Box::pin(async move { Ok(position) })
+    /// #     }
+    /// #     fn send_ephemeral(&self, message: Arc<Message>) {
+    /// #         if let Some(inbox) = self.inbox.get() { inbox.deliver(message) }
+    /// #     }
+    /// #     fn position(&self, _: &str) -> BoxFuture<Result<Option<Position>, BackendError>> {
+    /// #         Box::pin(async { Ok(None) })
+    /// #     }
+    /// #     fn history(&self, _: &str, _: &Since) -> BoxFuture<Result<History, BackendError>> {
+    /// #         Box::pin(async { Ok(History::Continuous(Vec::new())) })
+    /// #     }
+    /// #     fn listen(&self, _: &str) {}
+    /// #     fn unlisten(&self, _: &str) {}
+    /// #     fn presence_add(&self, _: &str, _: Member) {}
+    /// #     fn presence_refresh(&self, _: &str, _: &str) {}
+    /// #     fn presence_remove(&self, _: &str, _: &str) {}
+    /// #     fn presence(&self, _: &str) -> BoxFuture<Result<Vec<Member>, BackendError>> {
+    /// #         Box::pin(async { Ok(Vec::new()) })
+    /// #     }
+    /// # }
+    ///
+    /// let backend = Arc::new(NoHistory::default());
+    /// let broker = Broker::builder().backend(backend.clone()).build();
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", None)?;
+    /// // A message from another process, as a Redis subscriber receives it:
+    /// let position = Position::new(Epoch::from_number(1), 1);
+    /// let message = Message::new("news".into(), position, Publication::new("from elsewhere"));
+    /// if let Some(inbox) = backend.inbox.get() {
+    ///     inbox.deliver(Arc::new(message));
+    /// }
+    /// assert_eq!(recorder.data(), ["from elsewhere"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn deliver(&self, message: Arc<Message>) {
         if let Some(registry) = self.registry.upgrade() {
             registry.deliver(message);
@@ -128,6 +390,18 @@ impl Inbox {
 
     /// Says that messages may have been missed — on `channel`, or on every
     /// channel with `None` — so local subscribers catch up from history.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Inbox;
+    ///
+    /// /// Called by a backend when its connection to Redis came back: messages
+    /// /// may have been published meanwhile, so every channel catches up.
+    /// fn on_reconnected(inbox: &Inbox) {
+    ///     inbox.resync(None);
+    /// }
+    /// ```
     pub fn resync(&self, channel: Option<&str>) {
         if let Some(registry) = self.registry.upgrade() {
             registry.resync(channel);

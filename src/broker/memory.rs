@@ -48,6 +48,22 @@ pub(crate) struct HistoryLimits {
 
 /// Positions, history and presence in this process. Built by the broker
 /// unless another backend is given.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{Broker, Publication};
+///
+/// // `Broker::new()` (and every hub) runs on a `MemoryBackend` unless given
+/// // another: its stats count the channel logs it keeps.
+/// let broker = Broker::new();
+/// broker.publish("news", Publication::new("hi")).await?;
+/// assert_eq!(broker.stats(false).channels_with_history, Some(1));
+/// # Ok(())
+/// # }
+/// ```
 pub struct MemoryBackend {
     logs: Shards<Arc<LogCell>>,
     presence: Shards<HashMap<Arc<str>, Member>>,

@@ -29,6 +29,16 @@ pub struct Publication {
 
 impl Publication {
     /// A publication of `data` (text: every transport can carry it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Publication;
+    ///
+    /// let json = serde_json::json!({"order": 17, "status": "paid"}).to_string();
+    /// let publication = Publication::new(json);
+    /// assert_eq!(publication.data(), r#"{"order":17,"status":"paid"}"#);
+    /// ```
     pub fn new(data: impl Into<Arc<str>>) -> Self {
         Publication {
             event: None,
@@ -38,6 +48,16 @@ impl Publication {
     }
 
     /// Names the event (SSE `event:`, the WebSocket event name).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Publication;
+    ///
+    /// // SSE clients listen with `addEventListener("paid", …)`.
+    /// let publication = Publication::new("order 17").event("paid");
+    /// assert_eq!(publication.event_name(), Some("paid"));
+    /// ```
     pub fn event(mut self, name: impl Into<Arc<str>>) -> Self {
         self.event = Some(name.into());
         self
@@ -45,17 +65,73 @@ impl Publication {
 
     /// Delivers only to subscribers whose metadata matches `filter` (an
     /// empty filter matches everyone).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Filter, Publication, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let (ada, bob) = (Arc::new(Recorder::with(vec![("user".into(), "ada".into())])), Arc::new(Recorder::default()));
+    /// let a = broker.subscribe(ada.clone(), SubscribeOptions::default());
+    /// let b = broker.subscribe(bob.clone(), SubscribeOptions::default());
+    /// a.join("inbox", None)?;
+    /// b.join("inbox", None)?;
+    /// let private = Publication::new("for ada").filter(Filter::new().eq("user", "ada"));
+    /// broker.publish("inbox", private).await?;
+    /// assert_eq!((ada.data().len(), bob.data().len()), (1, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn filter(mut self, filter: Filter) -> Self {
         self.filter = (!filter.is_empty()).then(|| Arc::new(filter));
         self
     }
 
     /// The event name, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Publication;
+    ///
+    /// assert_eq!(Publication::new("x").event("note").event_name(), Some("note"));
+    /// assert_eq!(Publication::new("x").event_name(), None); // SSE: a `message` event
+    /// ```
     pub fn event_name(&self) -> Option<&str> {
         self.event.as_deref()
     }
 
     /// The data.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Publication;
+    ///
+    /// assert_eq!(Publication::new("hello").data(), "hello");
+    /// ```
     pub fn data(&self) -> &str {
         &self.data
     }
@@ -77,12 +153,38 @@ const MESSAGE_OVERHEAD: usize = 160;
 /// picks a fresh one for every channel log it creates (so every restart, and
 /// every channel forgotten and created again), a distributed backend one per
 /// data set.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{Broker, Publication};
+///
+/// let broker = Broker::new();
+/// let a = broker.publish("news", Publication::new("a")).await?;
+/// let b = broker.publish("news", Publication::new("b")).await?;
+/// assert_eq!(a.epoch(), b.epoch()); // same log: offsets compare
+/// assert!(a.offset() < b.offset());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Epoch(Arc<str>);
 
 impl Epoch {
     /// An epoch from its text; `None` unless it is 1 to 16 characters of
     /// `[0-9a-z]`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Epoch;
+    ///
+    /// assert_eq!(Epoch::parse("k3x9q2").map(|e| e.to_string()), Some("k3x9q2".to_owned()));
+    /// assert!(Epoch::parse("K3X").is_none()); // lowercase only
+    /// assert!(Epoch::parse("").is_none());
+    /// ```
     pub fn parse(text: &str) -> Option<Epoch> {
         let valid = !text.is_empty()
             && text.len() <= 16
@@ -93,6 +195,16 @@ impl Epoch {
     }
 
     /// An epoch from a number, written in base 36.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Epoch;
+    ///
+    /// // E.g. a Redis stream's creation time, as a backend's epoch.
+    /// assert_eq!(Epoch::from_number(36 * 36 + 1).as_str(), "101");
+    /// assert_eq!(Epoch::from_number(0).as_str(), "0");
+    /// ```
     pub fn from_number(mut n: u64) -> Epoch {
         const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
         let mut buf = [0u8; 13];
@@ -110,6 +222,15 @@ impl Epoch {
     }
 
     /// The epoch as text.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Epoch;
+    ///
+    /// let epoch = Epoch::from_number(35);
+    /// assert_eq!(epoch.as_str(), "z");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -149,16 +270,45 @@ pub struct Position {
 
 impl Position {
     /// The position of `offset` in `epoch`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Position};
+    ///
+    /// let position = Position::new(Epoch::from_number(36), 42);
+    /// assert_eq!(position.to_string(), "10-42"); // the SSE `id:`
+    /// ```
     pub fn new(epoch: Epoch, offset: u64) -> Self {
         Position { epoch, offset }
     }
 
     /// The epoch of the channel's log.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Position;
+    ///
+    /// let resumed: Position = "k3x9q2-42".parse()?;
+    /// assert_eq!(resumed.epoch().as_str(), "k3x9q2");
+    /// # Ok::<(), rill::broker::PositionError>(())
+    /// ```
     pub fn epoch(&self) -> &Epoch {
         &self.epoch
     }
 
     /// The offset within the epoch.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Position;
+    ///
+    /// let resumed: Position = "k3x9q2-42".parse()?;
+    /// assert_eq!(resumed.offset(), 42);
+    /// # Ok::<(), rill::broker::PositionError>(())
+    /// ```
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -195,6 +345,17 @@ impl fmt::Debug for Position {
 }
 
 /// A position that is not `<epoch>-<offset>`.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Position, PositionError};
+///
+/// // A `Last-Event-ID` is client input: handle the error, don't unwrap.
+/// let last_event_id = "42";
+/// assert_eq!(last_event_id.parse::<Position>(), Err(PositionError));
+/// assert_eq!(PositionError.to_string(), "not a position (expected <epoch>-<offset>)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a position (expected <epoch>-<offset>)")]
 pub struct PositionError;
@@ -217,6 +378,16 @@ impl std::str::FromStr for Position {
 }
 
 /// What a message is.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Epoch, Message, MessageKind, Position, Publication};
+///
+/// let message = Message::new("news".into(), Position::new(Epoch::from_number(1), 1), Publication::new("hi"));
+/// // A sink sends publications on and may show presence changes apart.
+/// assert_eq!(message.kind(), MessageKind::Publication);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     /// A publication, stored in history and delivered to every matching
@@ -264,6 +435,43 @@ const KEYED_ENCODINGS: usize = 2;
 
 /// A message as the broker delivers it: placed in its channel, immutable,
 /// shared by every subscriber that receives it.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Default)]
+/// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+/// # impl Recorder {
+/// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+/// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+/// # }
+/// # impl Sink for Recorder {
+/// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+/// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+/// #         Offer::Queued
+/// #     }
+/// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+/// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+/// #     fn position(&self, _: &str, _: &Position) {}
+/// #     fn close(&self) {}
+/// #     fn metadata(&self) -> &Metadata { &self.metadata }
+/// # }
+/// use rill::broker::{Broker, Publication, SubscribeOptions};
+///
+/// // A `Sink` receives `Arc<Message>`s: here, one that records the data.
+/// let broker = Broker::new();
+/// let recorder = Arc::new(Recorder::default());
+/// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+/// subscription.join("news", None)?;
+/// broker.publish("news", Publication::new("hello")).await?;
+/// assert_eq!(recorder.data(), ["hello"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Message {
     channel: Arc<str>,
@@ -281,6 +489,17 @@ pub struct Message {
 
 impl Message {
     /// A message of `channel` at `position`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Message, Position, Publication};
+    ///
+    /// // A backend rebuilds what another process published, then delivers it.
+    /// let position = Position::new(Epoch::from_number(7), 3);
+    /// let message = Message::new("news".into(), position, Publication::new("hi").event("note"));
+    /// assert_eq!(message.position().to_string(), "7-3");
+    /// ```
     pub fn new(channel: Arc<str>, position: Position, publication: Publication) -> Self {
         Message::with_kind(channel, position, MessageKind::Publication, publication)
     }
@@ -303,31 +522,93 @@ impl Message {
     }
 
     /// The channel it was published on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// assert_eq!(message.channel(), "news");
+    /// ```
     pub fn channel(&self) -> &str {
         &self.channel
     }
 
     /// Where it sits in its channel.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// assert_eq!(message.position().offset(), 3);
+    /// ```
     pub fn position(&self) -> &Position {
         &self.position
     }
 
     /// A publication or a presence change.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, MessageKind, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// assert_eq!(message.kind(), MessageKind::Publication);
+    /// ```
     pub fn kind(&self) -> MessageKind {
         self.kind
     }
 
     /// The event name, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// assert_eq!(message.event_name(), Some("note"));
+    /// ```
     pub fn event_name(&self) -> Option<&str> {
         self.publication.event_name()
     }
 
     /// The data.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// assert_eq!(message.data(), "hi");
+    /// ```
     pub fn data(&self) -> &str {
         self.publication.data()
     }
 
     /// The filter subscribers' metadata must match, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Epoch, Filter, Message, Position, Publication};
+    ///
+    /// let publication = Publication::new("hi").event("note").filter(Filter::new().eq("lang", "en"));
+    /// let message = Message::new("news".into(), Position::new(Epoch::from_number(7), 3), publication);
+    /// // A sink of another kind checks the filter itself:
+    /// let metadata = [("lang".to_owned(), "fr".to_owned())];
+    /// assert!(!message.filter().is_some_and(|f| f.matches(&metadata)));
+    /// ```
     pub fn filter(&self) -> Option<&Filter> {
         self.publication.filter.as_deref()
     }

@@ -64,22 +64,97 @@ use std::{
 use registry::{detached, lock, Joined, Registry, Subscriber};
 
 /// The longest channel name, in bytes.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{Broker, Publication, PublishError, MAX_CHANNEL_NAME};
+///
+/// let broker = Broker::new();
+/// let too_long = "x".repeat(MAX_CHANNEL_NAME + 1);
+/// let refused = broker.publish(&too_long, Publication::new("hi")).await;
+/// assert!(matches!(refused, Err(PublishError::InvalidChannel)));
+/// # Ok(())
+/// # }
+/// ```
 pub const MAX_CHANNEL_NAME: usize = 256;
 
 /// Default messages kept per channel.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Broker, DEFAULT_HISTORY};
+///
+/// assert_eq!(DEFAULT_HISTORY, 1000);
+/// // A chat that replays the last 10,000 messages to a reconnecting client:
+/// let broker = Broker::builder().history(DEFAULT_HISTORY * 10).build();
+/// ```
 pub const DEFAULT_HISTORY: usize = 1000;
 /// Default bytes of history kept per channel.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Broker, DEFAULT_HISTORY_BYTES};
+///
+/// assert_eq!(DEFAULT_HISTORY_BYTES, 1024 * 1024);
+/// // Large documents: keep up to 16 MiB per channel.
+/// let broker = Broker::builder().history_bytes(16 * DEFAULT_HISTORY_BYTES).build();
+/// ```
 pub const DEFAULT_HISTORY_BYTES: usize = 1024 * 1024;
 /// Default age after which messages leave the history.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Broker, DEFAULT_HISTORY_AGE};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_HISTORY_AGE, Duration::from_secs(10 * 60));
+/// // Clients of a mobile app come back after a subway ride: keep an hour.
+/// let broker = Broker::builder().history_age(DEFAULT_HISTORY_AGE * 6).build();
+/// ```
 pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(600);
 /// Default cap on channels (with history or subscribers).
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Broker, DEFAULT_MAX_CHANNELS};
+///
+/// assert_eq!(DEFAULT_MAX_CHANNELS, 100_000);
+/// let broker = Broker::builder().max_channels(DEFAULT_MAX_CHANNELS / 10).build();
+/// ```
 pub const DEFAULT_MAX_CHANNELS: usize = 100_000;
 /// Default interval between two presence messages of a channel.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Broker, DEFAULT_PRESENCE_INTERVAL};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_PRESENCE_INTERVAL, Duration::from_millis(250));
+/// let broker = Broker::builder().presence_events(DEFAULT_PRESENCE_INTERVAL).build();
+/// ```
 pub const DEFAULT_PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What happens to a subscriber whose queue is full (it reads slower than
 /// messages are published). Applies to that subscriber alone: the publisher
 /// and the other subscribers never wait.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{SlowConsumer, SubscribeOptions};
+///
+/// assert_eq!(SlowConsumer::default(), SlowConsumer::Disconnect);
+/// // A ticker where only the latest price matters: drop, don't disconnect.
+/// let options = SubscribeOptions { slow_consumer: SlowConsumer::DropWithGap, ..Default::default() };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SlowConsumer {
@@ -134,6 +209,44 @@ impl Default for BrokerBuilder {
 impl BrokerBuilder {
     /// How many messages each channel keeps for replay (default 1000; 0
     /// keeps none). Applies to the in-memory backend.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, Since, SubscribeOptions};
+    ///
+    /// let broker = Broker::builder().history(2).build();
+    /// for data in ["a", "b", "c"] {
+    ///     broker.publish("news", Publication::new(data)).await?;
+    /// }
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", Some(Since::Start))?; // replays what is kept
+    /// assert_eq!(recorder.data(), ["b", "c"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history(mut self, messages: usize) -> Self {
         self.history = messages;
         self
@@ -141,12 +254,88 @@ impl BrokerBuilder {
 
     /// How many bytes of messages each channel keeps (default 1 MiB): a
     /// message larger than this is delivered live but not kept.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, Since, SubscribeOptions};
+    ///
+    /// let broker = Broker::builder().history_bytes(64 * 1024).build();
+    /// broker.publish("files", Publication::new("x".repeat(100 * 1024))).await?; // live only
+    /// broker.publish("files", Publication::new("small")).await?;
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("files", Some(Since::Start))?;
+    /// assert_eq!(recorder.data(), ["small"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history_bytes(mut self, bytes: usize) -> Self {
         self.history_bytes = bytes;
         self
     }
 
     /// How long a message stays in history (default 10 minutes).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, Since, SubscribeOptions};
+    /// use std::time::Duration;
+    ///
+    /// let broker = Broker::builder().history_age(Duration::from_secs(60)).build();
+    /// broker.publish("news", Publication::new("stale")).await?;
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// broker.publish("news", Publication::new("fresh")).await?;
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", Some(Since::Start))?;
+    /// assert_eq!(recorder.data(), ["fresh"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn history_age(mut self, age: Duration) -> Self {
         self.history_age = age;
         self
@@ -156,6 +345,21 @@ impl BrokerBuilder {
     /// subscribers (default 100,000). Past it, publishing on a new channel
     /// fails with [`PublishError::TooManyChannels`] and joining one with
     /// [`SubscribeError::TooManyChannels`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::broker::{Broker, Publication, PublishError};
+    ///
+    /// let broker = Broker::builder().max_channels(1).build();
+    /// broker.publish("a", Publication::new("hi")).await?;
+    /// let refused = broker.publish("b", Publication::new("hi")).await;
+    /// assert!(matches!(refused, Err(PublishError::TooManyChannels { max: 1 })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_channels(mut self, channels: usize) -> Self {
         self.max_channels = channels;
         self
@@ -164,6 +368,45 @@ impl BrokerBuilder {
     /// Sends joins and leaves as presence messages to the subscribers that
     /// ask for them, at most one per channel per `interval` (default
     /// 250 ms): a join and a leave within one interval cancel out.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    /// use std::time::Duration;
+    ///
+    /// let broker = Broker::builder().presence_events(Duration::from_millis(10)).build();
+    /// let sink = Arc::new(Recorder::default());
+    /// let watcher = broker.subscribe(sink.clone(), SubscribeOptions { presence: true, ..Default::default() });
+    /// watcher.join("doc-7", None)?;
+    /// let editor = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// editor.join("doc-7", None)?;
+    /// tokio::time::sleep(Duration::from_millis(50)).await;
+    /// assert!(!sink.data().is_empty()); // the joins, as presence messages
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn presence_events(mut self, interval: Duration) -> Self {
         self.presence_events = true;
         self.presence_interval = interval.max(Duration::from_millis(1));
@@ -173,12 +416,33 @@ impl BrokerBuilder {
     /// Uses `backend` for positions, history, delivery between processes and
     /// presence, instead of the in-memory default (history limits then are
     /// the backend's).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::{Backend, Broker};
+    /// use std::sync::Arc;
+    ///
+    /// /// The broker of every process, on one shared store.
+    /// fn shared_broker(backend: Arc<dyn Backend>) -> Broker {
+    ///     Broker::builder().backend(backend).build()
+    /// }
+    /// ```
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.backend = Some(backend);
         self
     }
 
     /// Builds the broker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Broker;
+    ///
+    /// let broker = Broker::builder().history(100).build();
+    /// assert_eq!(broker.stats(false).published, 0);
+    /// ```
     pub fn build(self) -> Broker {
         let memory = self.backend.is_none().then(|| {
             Arc::new(MemoryBackend::new(
@@ -255,11 +519,38 @@ impl Default for Broker {
 
 impl Broker {
     /// A broker with the defaults and the in-memory backend.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::broker::{Broker, Publication};
+    ///
+    /// let broker = Broker::new();
+    /// let position = broker.publish("news", Publication::new("hello")).await?;
+    /// assert_eq!(position.offset(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Broker {
         BrokerBuilder::default().build()
     }
 
     /// Configures a broker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::broker::Broker;
+    /// use std::time::Duration;
+    ///
+    /// let broker = Broker::builder()
+    ///     .history(100)
+    ///     .presence_events(Duration::from_millis(500))
+    ///     .build();
+    /// assert_eq!(broker.subscriber_count("news"), 0);
+    /// ```
     pub fn builder() -> BrokerBuilder {
         BrokerBuilder::default()
     }
@@ -272,6 +563,43 @@ impl Broker {
     ///
     /// [`PublishError`]: an invalid channel name, too many channels, or the
     /// backend failed. Nothing was published then.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", None)?;
+    /// let position = broker.publish("news", Publication::new("hello").event("note")).await?;
+    /// assert_eq!(position.offset(), 1);
+    /// assert_eq!(recorder.data(), ["hello"]); // offered before `publish` resolved
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish(
         &self,
         channel: &str,
@@ -295,6 +623,21 @@ impl Broker {
     ///
     /// What can be known at once: an invalid channel name, too many channels
     /// (in-memory), or no tokio runtime to finish in.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::broker::{Broker, Publication};
+    ///
+    /// let broker = Broker::new();
+    /// // From synchronous code, inside a runtime:
+    /// broker.publish_detached("news", Publication::new("hello"))?;
+    /// assert_eq!(broker.stats(false).published, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish_detached(
         &self,
         channel: &str,
@@ -345,6 +688,44 @@ impl Broker {
 
     /// A subscription of `sink`: empty until it [joins](BrokerSubscription::join)
     /// channels.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let recorder = Arc::new(Recorder::default()); // your transport's `Sink`
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", None)?;
+    /// broker.publish("news", Publication::new("hello")).await?;
+    /// assert_eq!(recorder.data(), ["hello"]);
+    /// drop(subscription); // leaves every channel
+    /// assert_eq!(broker.subscriber_count("news"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(&self, sink: Arc<dyn Sink>, options: SubscribeOptions) -> BrokerSubscription {
         let subscriber =
             self.inner
@@ -358,6 +739,42 @@ impl Broker {
     }
 
     /// Local subscribers of `channel` now.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let subscription = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// subscription.join("lobby", None)?;
+    /// assert_eq!(broker.subscriber_count("lobby"), 1);
+    /// subscription.leave("lobby");
+    /// assert_eq!(broker.subscriber_count("lobby"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscriber_count(&self, channel: &str) -> usize {
         self.inner.registry.subscriber_count(channel)
     }
@@ -367,6 +784,43 @@ impl Broker {
     /// # Errors
     ///
     /// [`BackendError`] when the backend cannot tell.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let ada = Recorder::with(vec![("name".into(), "ada".into())]);
+    /// let subscription = broker.subscribe(Arc::new(ada), SubscribeOptions::default());
+    /// subscription.join("doc-7", None)?;
+    /// let members = broker.presence("doc-7").await?;
+    /// assert_eq!(members.len(), 1);
+    /// assert_eq!(&*members[0].id, subscription.member_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn presence(&self, channel: &str) -> Result<Vec<Member>, BackendError> {
         self.inner.registry.backend.presence(channel).await
     }
@@ -374,6 +828,43 @@ impl Broker {
     /// A snapshot of the broker's activity. Walks the channels one shard at a
     /// time (no lock is held across the walk); with `per_channel` off it only
     /// counts them.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let subscription = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// subscription.join("news", None)?;
+    /// broker.publish("news", Publication::new("hello")).await?;
+    /// let stats = broker.stats(true);
+    /// assert_eq!((stats.published, stats.delivered), (1, 1));
+    /// assert_eq!(stats.channels, [("news".to_owned(), 1)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self, per_channel: bool) -> BrokerStats {
         let registry = &self.inner.registry;
         let c = &registry.counters;
@@ -409,6 +900,40 @@ impl std::fmt::Debug for Broker {
 }
 
 /// How a subscription behaves.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Default)]
+/// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+/// # impl Recorder {
+/// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+/// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+/// # }
+/// # impl Sink for Recorder {
+/// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+/// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+/// #         Offer::Queued
+/// #     }
+/// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+/// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+/// #     fn position(&self, _: &str, _: &Position) {}
+/// #     fn close(&self) {}
+/// #     fn metadata(&self) -> &Metadata { &self.metadata }
+/// # }
+/// use rill::broker::{Broker, SlowConsumer, SubscribeOptions};
+///
+/// let broker = Broker::new();
+/// let options = SubscribeOptions { slow_consumer: SlowConsumer::DropWithGap, presence: true };
+/// let subscription = broker.subscribe(Arc::new(Recorder::default()), options);
+/// subscription.join("prices", None)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct SubscribeOptions {
     /// What happens when its queue is full.
@@ -420,6 +945,44 @@ pub struct SubscribeOptions {
 /// One subscriber's membership in channels: join and leave while it runs
 /// (ActionCable's `stream_from` / `stop_stream_from`). Dropping it leaves
 /// every channel.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Default)]
+/// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+/// # impl Recorder {
+/// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+/// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+/// # }
+/// # impl Sink for Recorder {
+/// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+/// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+/// #         Offer::Queued
+/// #     }
+/// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+/// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+/// #     fn position(&self, _: &str, _: &Position) {}
+/// #     fn close(&self) {}
+/// #     fn metadata(&self) -> &Metadata { &self.metadata }
+/// # }
+/// use rill::broker::{Broker, Publication, SubscribeOptions};
+///
+/// let broker = Broker::new();
+/// let recorder = Arc::new(Recorder::default());
+/// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+/// subscription.join("room:1", None)?;   // `stream_from "room:1"`
+/// broker.publish("room:1", Publication::new("hi")).await?;
+/// subscription.leave("room:1");         // `stop_stream_from "room:1"`
+/// broker.publish("room:1", Publication::new("missed")).await?;
+/// assert_eq!(recorder.data(), ["hi"]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct BrokerSubscription {
     registry: Arc<Registry>,
     subscriber: Arc<Subscriber>,
@@ -434,6 +997,44 @@ impl BrokerSubscription {
     ///
     /// # Errors
     ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, Publication, Since, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let first = broker.publish("news", Publication::new("seen")).await?;
+    /// broker.publish("news", Publication::new("missed")).await?;
+    /// // A client resuming after the last position it saw:
+    /// let recorder = Arc::new(Recorder::default());
+    /// let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+    /// subscription.join("news", Some(Since::After(first)))?;
+    /// assert_eq!(recorder.data(), ["missed"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// [`SubscribeError`]: an invalid channel name, or too many channels.
     pub fn join(&self, channel: &str, since: Option<Since>) -> Result<(), SubscribeError> {
         let mut joined = lock(&self.joined);
@@ -446,6 +1047,41 @@ impl BrokerSubscription {
     }
 
     /// Leaves `channel` (O(1)); whether it had joined it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let subscription = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// subscription.join("news", None)?;
+    /// assert!(subscription.leave("news"));
+    /// assert!(!subscription.leave("news")); // already left
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn leave(&self, channel: &str) -> bool {
         let place = lock(&self.joined).remove(channel);
         match place {
@@ -458,11 +1094,83 @@ impl BrokerSubscription {
     }
 
     /// The channels joined, in no particular order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let subscription = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// subscription.join("a", None)?;
+    /// subscription.join("b", None)?;
+    /// let mut channels = subscription.channels();
+    /// channels.sort();
+    /// assert_eq!(channels, ["a", "b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn channels(&self) -> Vec<String> {
         lock(&self.joined).keys().map(|c| c.to_string()).collect()
     }
 
     /// This subscriber's id among the members of its channels' presence.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+    /// # impl Recorder {
+    /// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+    /// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+    /// # }
+    /// # impl Sink for Recorder {
+    /// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+    /// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+    /// #         Offer::Queued
+    /// #     }
+    /// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+    /// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+    /// #     fn position(&self, _: &str, _: &Position) {}
+    /// #     fn close(&self) {}
+    /// #     fn metadata(&self) -> &Metadata { &self.metadata }
+    /// # }
+    /// use rill::broker::{Broker, SubscribeOptions};
+    ///
+    /// let broker = Broker::new();
+    /// let subscription = broker.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    /// subscription.join("doc-7", None)?;
+    /// let members = broker.presence("doc-7").await?;
+    /// assert_eq!(&*members[0].id, subscription.member_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn member_id(&self) -> &str {
         &self.subscriber.member_id
     }
@@ -487,6 +1195,23 @@ impl std::fmt::Debug for BrokerSubscription {
 }
 
 /// A snapshot of a broker's activity.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{Broker, Publication};
+///
+/// let broker = Broker::new();
+/// broker.publish("news", Publication::new("hello")).await?;
+/// let stats = broker.stats(false);
+/// assert_eq!(stats.published, 1);
+/// assert_eq!(stats.channels_with_subscribers, 0);
+/// assert_eq!(stats.channels_with_history, Some(1)); // the in-memory backend
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BrokerStats {

@@ -6,6 +6,48 @@ use std::{collections::HashMap, sync::Arc};
 use super::filter::Metadata;
 
 /// One subscriber present on a channel.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use rill::broker::{Delivery, Message, Metadata, Offer, Position, Sink};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Default)]
+/// # struct Recorder { got: Mutex<Vec<String>>, metadata: Metadata }
+/// # impl Recorder {
+/// #     fn with(metadata: Metadata) -> Self { Recorder { metadata, ..Default::default() } }
+/// #     fn data(&self) -> Vec<String> { self.got.lock().expect("not poisoned").clone() }
+/// # }
+/// # impl Sink for Recorder {
+/// #     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+/// #         self.got.lock().expect("not poisoned").push(message.data().to_owned());
+/// #         Offer::Queued
+/// #     }
+/// #     fn reset(&self, _: &str) -> Offer { Offer::Queued }
+/// #     fn gap(&self, _: &str, _: u64) -> Offer { Offer::Queued }
+/// #     fn position(&self, _: &str, _: &Position) {}
+/// #     fn close(&self) {}
+/// #     fn metadata(&self) -> &Metadata { &self.metadata }
+/// # }
+/// use rill::broker::{Broker, SubscribeOptions};
+///
+/// let broker = Broker::new();
+/// let ada = Recorder::with(vec![("name".into(), "ada".into())]);
+/// let subscription = broker.subscribe(Arc::new(ada), SubscribeOptions::default());
+/// subscription.join("doc-7", None)?;
+/// // "Who is editing this document?"
+/// let members = broker.presence("doc-7").await?;
+/// let names: Vec<&str> = members
+///     .iter()
+///     .filter_map(|member| member.metadata.iter().find(|(name, _)| name == "name"))
+///     .map(|(_, value)| value.as_str())
+///     .collect();
+/// assert_eq!(names, ["ada"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Unique among the broker's subscribers (and, with a distributed

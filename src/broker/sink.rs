@@ -8,6 +8,28 @@ use super::{
 };
 
 /// What became of an offer.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::Offer;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// /// How a sink with a bounded queue answers an offer.
+/// fn offer_into(queued: &AtomicUsize, capacity: usize, closed: bool) -> Offer {
+///     if closed {
+///         return Offer::Gone; // the broker forgets this subscriber
+///     }
+///     if queued.fetch_add(1, Ordering::AcqRel) >= capacity {
+///         queued.fetch_sub(1, Ordering::AcqRel);
+///         return Offer::Full; // the slow-consumer policy applies
+///     }
+///     Offer::Queued
+/// }
+/// let queued = AtomicUsize::new(0);
+/// assert_eq!(offer_into(&queued, 1, false), Offer::Queued);
+/// assert_eq!(offer_into(&queued, 1, false), Offer::Full);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
     /// Queued for the subscriber.
@@ -21,6 +43,24 @@ pub enum Offer {
 }
 
 /// Why a message is offered.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::{Delivery, Offer};
+///
+/// /// Replayed history is bounded by the history itself: take it whatever
+/// /// the queue holds; bound live messages only.
+/// fn answer(delivery: Delivery, queue_len: usize, capacity: usize) -> Offer {
+///     match delivery {
+///         Delivery::Replay => Offer::Queued,
+///         Delivery::Live if queue_len < capacity => Offer::Queued,
+///         Delivery::Live => Offer::Full,
+///     }
+/// }
+/// assert_eq!(answer(Delivery::Replay, 10, 4), Offer::Queued);
+/// assert_eq!(answer(Delivery::Live, 10, 4), Offer::Full);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// As it is published: subject to the subscriber's queue bound.
@@ -38,6 +78,41 @@ pub enum Delivery {
 ///
 /// Messages of one channel are offered in position order; messages of
 /// different channels in any order.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::broker::{Broker, Delivery, Message, Metadata, Offer, Position, Publication, Sink, SubscribeOptions};
+/// use std::sync::{Arc, Mutex};
+///
+/// /// A transport that prints lines (a log tail, a TCP fan-out, …).
+/// #[derive(Default)]
+/// struct Lines { out: Mutex<Vec<String>>, metadata: Metadata }
+///
+/// impl Sink for Lines {
+///     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+///         let line = format!("{} {}", message.position(), message.data());
+///         self.out.lock().expect("not poisoned").push(line);
+///         Offer::Queued
+///     }
+///     fn reset(&self, _channel: &str) -> Offer { Offer::Queued }
+///     fn gap(&self, _channel: &str, _dropped: u64) -> Offer { Offer::Queued }
+///     fn position(&self, _channel: &str, _position: &Position) {}
+///     fn close(&self) {}
+///     fn metadata(&self) -> &Metadata { &self.metadata }
+/// }
+///
+/// let broker = Broker::new();
+/// let lines = Arc::new(Lines::default());
+/// let subscription = broker.subscribe(lines.clone(), SubscribeOptions::default());
+/// subscription.join("news", None)?;
+/// let position = broker.publish("news", Publication::new("hello")).await?;
+/// assert_eq!(*lines.out.lock().expect("not poisoned"), [format!("{position} hello")]);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Sink: Send + Sync + 'static {
     /// Offers one message (a publication or a presence change).
     fn offer(&self, message: &Arc<Message>, delivery: Delivery) -> Offer;
