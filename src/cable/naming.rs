@@ -14,6 +14,16 @@ use std::fmt::Display;
 
 /// Rails' `channel_name`: the class name without its `Channel` suffix,
 /// modules joined by `:`, in snake case (`HTTPStatusChannel` → `http_status`).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::naming::channel_name;
+///
+/// assert_eq!(channel_name("WebNotificationsChannel"), "web_notifications");
+/// assert_eq!(channel_name("HTTPStatusChannel"), "http_status");
+/// assert_eq!(channel_name("Chat::RoomChannel"), "chat:room");
+/// ```
 pub fn channel_name(class: &str) -> String {
     let class = class.strip_suffix("Channel").unwrap_or(class);
     class
@@ -26,6 +36,16 @@ pub fn channel_name(class: &str) -> String {
 /// Rails' `broadcasting_for`: the channel's name and each object's text,
 /// joined by `:` (Rails writes a model as its GlobalID; pass what your app
 /// uses for it).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::naming::broadcasting_for;
+///
+/// // `Chat::RoomChannel.broadcast_to(room, …)` in a Rails app with room 7 as "7":
+/// assert_eq!(broadcasting_for("Chat::RoomChannel", &[&7]), "chat:room:7");
+/// assert_eq!(broadcasting_for("GameChannel", &[&"g1", &"blue"]), "game:g1:blue");
+/// ```
 pub fn broadcasting_for(class: &str, objects: &[&dyn Display]) -> String {
     let mut name = channel_name(class);
     for object in objects {

@@ -38,12 +38,41 @@ use serde_json::{value::RawValue, Map, Value};
 use std::collections::HashMap;
 
 /// The subprotocol of `@rails/actioncable` (and `@anycable/web` by default).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{Protocol, PROTOCOL_JSON};
+///
+/// assert_eq!(PROTOCOL_JSON, "actioncable-v1-json");
+/// assert_eq!(Protocol::from_name(PROTOCOL_JSON), Some(Protocol::Json));
+/// ```
 pub const PROTOCOL_JSON: &str = "actioncable-v1-json";
 /// AnyCable's extended protocol: sessions that survive a reconnect, stream
 /// positions on broadcasts, history on demand.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{Protocol, PROTOCOL_EXT_JSON};
+///
+/// // What `createCable({protocol: "actioncable-v1-ext-json"})` offers.
+/// assert_eq!(Protocol::from_name(PROTOCOL_EXT_JSON), Some(Protocol::ExtJson));
+/// ```
 pub const PROTOCOL_EXT_JSON: &str = "actioncable-v1-ext-json";
 
 /// Which protocol a connection speaks.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::Protocol;
+///
+/// // The Rails client offers two subprotocols; the cable picks the first it speaks.
+/// let offered = ["actioncable-v1-json", "actioncable-unsupported"];
+/// let chosen = offered.iter().find_map(|name| Protocol::from_name(name));
+/// assert_eq!(chosen, Some(Protocol::Json));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// `actioncable-v1-json`.
@@ -55,6 +84,15 @@ pub enum Protocol {
 impl Protocol {
     /// The protocol of a subprotocol name; `None` for any other name (the
     /// Rails client also offers `actioncable-unsupported`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Protocol;
+    ///
+    /// assert_eq!(Protocol::from_name("actioncable-v1-ext-json"), Some(Protocol::ExtJson));
+    /// assert_eq!(Protocol::from_name("actioncable-unsupported"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Protocol> {
         match name {
             PROTOCOL_JSON => Some(Protocol::Json),
@@ -64,6 +102,15 @@ impl Protocol {
     }
 
     /// Its subprotocol name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Protocol;
+    ///
+    /// assert_eq!(Protocol::Json.name(), "actioncable-v1-json");
+    /// assert_eq!(Protocol::ExtJson.name(), "actioncable-v1-ext-json");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Json => PROTOCOL_JSON,
@@ -74,6 +121,19 @@ impl Protocol {
 
 /// A subscription's identifier: the JSON string token as the client sent
 /// it, and the params it encodes (a JSON object with a `channel`).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::Identifier;
+///
+/// // Two spellings of the same params are two subscriptions to the client.
+/// let a = Identifier::from_token(r#""{\"channel\":\"ChatChannel\",\"room\":1}""#)?;
+/// let b = Identifier::from_token(r#""{\"room\":1,\"channel\":\"ChatChannel\"}""#)?;
+/// assert_eq!(a.params(), b.params());
+/// assert_ne!(a, b);
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Identifier {
     /// The token, quotes and escapes included, as received.
@@ -90,6 +150,19 @@ impl Identifier {
     /// # Errors
     ///
     /// [`CommandError::BadIdentifier`] saying what is wrong.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::{CommandError, Identifier};
+    ///
+    /// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\",\"room\":\"1\"}""#)?;
+    /// assert_eq!(id.channel(), "ChatChannel");
+    /// // A bare object is not a token: clients send a JSON string.
+    /// let error = Identifier::from_token(r#"{"channel":"ChatChannel"}"#).unwrap_err();
+    /// assert!(matches!(error, CommandError::BadIdentifier { .. }));
+    /// # Ok::<(), CommandError>(())
+    /// ```
     pub fn from_token(token: &str) -> Result<Identifier, CommandError> {
         let bad = |reason: &str| CommandError::BadIdentifier {
             reason: reason.to_owned(),
@@ -116,12 +189,35 @@ impl Identifier {
     /// # Errors
     ///
     /// As for [`from_token`](Self::from_token).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::{self, Identifier};
+    /// use serde_json::json;
+    ///
+    /// let id = Identifier::from_params(&json!({"room": "1", "channel": "ChatChannel"}))?;
+    /// assert_eq!(id.as_str(), r#"{"channel":"ChatChannel","room":"1"}"#);
+    /// assert!(protocol::confirm_subscription(&id).contains("confirm_subscription"));
+    /// # Ok::<(), rill::cable::protocol::CommandError>(())
+    /// ```
     pub fn from_params(params: &Value) -> Result<Identifier, CommandError> {
         let text = params.to_string();
         Identifier::from_token(&Value::String(text).to_string())
     }
 
     /// The channel's name (`"ChatChannel"`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Identifier;
+    /// use serde_json::json;
+    ///
+    /// let id = Identifier::from_params(&json!({"channel": "Admin::StatsChannel"}))?;
+    /// assert_eq!(id.channel(), "Admin::StatsChannel");
+    /// # Ok::<(), rill::cable::protocol::CommandError>(())
+    /// ```
     pub fn channel(&self) -> &str {
         self.params
             .get("channel")
@@ -130,16 +226,51 @@ impl Identifier {
     }
 
     /// The subscription's params, `channel` included.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Identifier;
+    /// use serde_json::json;
+    ///
+    /// let id = Identifier::from_params(&json!({"channel": "ChatChannel", "room": 7}))?;
+    /// assert_eq!(id.params()["room"], 7);
+    /// assert_eq!(id.params()["channel"], "ChatChannel");
+    /// # Ok::<(), rill::cable::protocol::CommandError>(())
+    /// ```
     pub fn params(&self) -> &Map<String, Value> {
         &self.params
     }
 
     /// The decoded identifier string, which clients compare.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Identifier;
+    ///
+    /// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+    /// assert_eq!(id.as_str(), r#"{"channel":"ChatChannel"}"#); // what the client's JSON.stringify made
+    /// # Ok::<(), rill::cable::protocol::CommandError>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The JSON token exactly as received, for replies.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::Identifier;
+    ///
+    /// // An escape the client chose is kept as it is in replies.
+    /// let token = r#""{\"channel\":\"ChatChannel\",\"room\":\"caf\u00e9\"}""#;
+    /// let id = Identifier::from_token(token)?;
+    /// assert_eq!(id.token(), token);
+    /// assert_eq!(id.params()["room"], "café");
+    /// # Ok::<(), rill::cable::protocol::CommandError>(())
+    /// ```
     pub fn token(&self) -> &str {
         &self.raw
     }
@@ -162,6 +293,17 @@ impl std::hash::Hash for Identifier {
 
 /// The data of a `message` command: a JSON object, its `action` naming the
 /// channel action to run (`receive` when absent).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, Command};
+///
+/// let text = r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\"}","data":"{\"message\":\"hi\"}"}"#;
+/// let Ok(Command::Message { data, .. }) = parse_command(text) else { panic!() };
+/// assert_eq!(data.action(), None); // no action: the channel's `receive`
+/// assert_eq!(data.data()["message"], "hi");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionData {
     data: Map<String, Value>,
@@ -169,6 +311,17 @@ pub struct ActionData {
 
 impl ActionData {
     /// The action asked for; `None` means `receive`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::{parse_command, Command};
+    ///
+    /// // subscription.perform("speak", {message: "hi"})
+    /// let text = r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\"}","data":"{\"action\":\"speak\",\"message\":\"hi\"}"}"#;
+    /// let Ok(Command::Message { data, .. }) = parse_command(text) else { panic!() };
+    /// assert_eq!(data.action(), Some("speak"));
+    /// ```
     pub fn action(&self) -> Option<&str> {
         self.data
             .get("action")
@@ -177,17 +330,49 @@ impl ActionData {
     }
 
     /// The whole object, `action` included (as Rails passes it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::{parse_command, Command};
+    ///
+    /// let text = r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\"}","data":"{\"action\":\"speak\",\"message\":\"hi\"}"}"#;
+    /// let Ok(Command::Message { data, .. }) = parse_command(text) else { panic!() };
+    /// assert_eq!(data.data()["message"], "hi");
+    /// assert_eq!(data.data()["action"], "speak"); // kept, as in Rails
+    /// ```
     pub fn data(&self) -> &Map<String, Value> {
         &self.data
     }
 
     /// The object, `action` included.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::{parse_command, Command};
+    ///
+    /// let text = r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\"}","data":"{\"message\":\"hi\"}"}"#;
+    /// let Ok(Command::Message { data, .. }) = parse_command(text) else { panic!() };
+    /// let mut map = data.into_data();
+    /// assert_eq!(map.remove("message"), Some("hi".into()));
+    /// ```
     pub fn into_data(self) -> Map<String, Value> {
         self.data
     }
 }
 
 /// Where a client stands on one stream (extended protocol).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, Command, StreamPosition};
+///
+/// let text = r#"{"command":"history","identifier":"{\"channel\":\"ChatChannel\"}","history":{"streams":{"chat_1":{"epoch":"k2","offset":41}}}}"#;
+/// let Ok(Command::History { history, .. }) = parse_command(text) else { panic!() };
+/// assert_eq!(history.streams[0].1, StreamPosition { epoch: "k2".into(), offset: 41 });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamPosition {
     /// The stream's epoch, as the server gave it.
@@ -197,6 +382,18 @@ pub struct StreamPosition {
 }
 
 /// A `history` request (extended protocol): what the client missed.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, Command};
+///
+/// // A subscribe of `@anycable/web` that asks for the last minute too.
+/// let text = r#"{"command":"subscribe","identifier":"{\"channel\":\"ChatChannel\"}","history":{"since":1700000000}}"#;
+/// let Ok(Command::Subscribe { history: Some(history), .. }) = parse_command(text) else { panic!() };
+/// assert_eq!(history.since, Some(1_700_000_000));
+/// assert!(history.streams.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryRequest {
     /// Messages since this Unix time (seconds), for streams it has no
@@ -207,6 +404,19 @@ pub struct HistoryRequest {
 }
 
 /// A command from the client.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, Command};
+///
+/// let text = r#"{"command":"subscribe","identifier":"{\"channel\":\"ChatChannel\",\"room\":\"1\"}"}"#;
+/// match parse_command(text) {
+///     Ok(Command::Subscribe { identifier, history: None }) => assert_eq!(identifier.channel(), "ChatChannel"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(parse_command(r#"{"command":"pong"}"#), Ok(Command::Pong));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Subscribe to the channel the identifier names, with its params.
@@ -242,6 +452,18 @@ pub enum Command {
 
 /// Why a client's message is not a command. The connection goes on: Rails
 /// logs these and keeps it.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, CommandError};
+///
+/// assert_eq!(parse_command("hello"), Err(CommandError::Malformed));
+/// assert_eq!(
+///     parse_command(r#"{"command":"dance"}"#),
+///     Err(CommandError::UnknownCommand { command: "dance".into() })
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// Not a JSON object.
@@ -279,6 +501,18 @@ pub enum CommandError {
 ///
 /// [`CommandError`] saying what is wrong; nothing about the connection
 /// changes.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{parse_command, Command, CommandError};
+///
+/// let text = r#"{"command":"unsubscribe","identifier":"{\"channel\":\"ChatChannel\"}"}"#;
+/// assert!(matches!(parse_command(text), Ok(Command::Unsubscribe { .. })));
+/// // A message without data is refused; the connection goes on.
+/// let text = r#"{"command":"message","identifier":"{\"channel\":\"ChatChannel\"}"}"#;
+/// assert!(matches!(parse_command(text), Err(CommandError::BadData { .. })));
+/// ```
 pub fn parse_command(text: &str) -> Result<Command, CommandError> {
     let fields: HashMap<String, Box<RawValue>> =
         serde_json::from_str(text).map_err(|_| CommandError::Malformed)?;
@@ -387,6 +621,16 @@ fn parse_history(raw: &str) -> Result<HistoryRequest, CommandError> {
 }
 
 /// Why the server ends a connection, as the clients know the reasons.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{self, DisconnectReason};
+///
+/// // A deploy: clients reconnect to the next server.
+/// let frame = protocol::disconnect(DisconnectReason::ServerRestart, true);
+/// assert_eq!(frame, r#"{"type":"disconnect","reason":"server_restart","reconnect":true}"#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
     /// `connect` refused the connection.
@@ -403,6 +647,15 @@ pub enum DisconnectReason {
 
 impl DisconnectReason {
     /// The reason as it goes on the wire.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::cable::protocol::DisconnectReason;
+    ///
+    /// assert_eq!(DisconnectReason::TooSlow.as_str(), "too_slow");
+    /// assert_eq!(DisconnectReason::InvalidRequest.as_str(), "invalid_request");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             DisconnectReason::Unauthorized => "unauthorized",
@@ -416,6 +669,21 @@ impl DisconnectReason {
 
 /// `{"type":"welcome"}`; with a session id (extended protocol), and, for a
 /// restored session, `restored` and the ids of the subscriptions kept.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{welcome, Identifier};
+/// use serde_json::json;
+///
+/// assert_eq!(welcome(None, None), r#"{"type":"welcome"}"#);
+/// let kept = [Identifier::from_params(&json!({"channel": "ChatChannel"}))?];
+/// assert_eq!(
+///     welcome(Some("s1"), Some(&kept)),
+///     r#"{"type":"welcome","sid":"s1","restored":true,"restored_ids":["{\"channel\":\"ChatChannel\"}"]}"#
+/// );
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn welcome(sid: Option<&str>, restored: Option<&[Identifier]>) -> String {
     let mut out = String::from(r#"{"type":"welcome""#);
     if let Some(sid) = sid {
@@ -438,33 +706,99 @@ pub fn welcome(sid: Option<&str>, restored: Option<&[Identifier]>) -> String {
 
 /// `{"type":"ping","message":<unix seconds>}`: the same text serves every
 /// connection of a tick.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::ping;
+///
+/// assert_eq!(ping(1_700_000_000), r#"{"type":"ping","message":1700000000}"#);
+/// ```
 pub fn ping(unix_seconds: u64) -> String {
     format!(r#"{{"type":"ping","message":{unix_seconds}}}"#)
 }
 
 /// `{"identifier":…,"type":"confirm_subscription"}`.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{confirm_subscription, Identifier};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+/// assert_eq!(
+///     confirm_subscription(&id),
+///     r#"{"identifier":"{\"channel\":\"ChatChannel\"}","type":"confirm_subscription"}"#
+/// );
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn confirm_subscription(identifier: &Identifier) -> String {
     typed(identifier, "confirm_subscription")
 }
 
 /// `{"identifier":…,"type":"reject_subscription"}`.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{reject_subscription, Identifier};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"AdminChannel\"}""#)?;
+/// assert_eq!(
+///     reject_subscription(&id),
+///     r#"{"identifier":"{\"channel\":\"AdminChannel\"}","type":"reject_subscription"}"#
+/// );
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn reject_subscription(identifier: &Identifier) -> String {
     typed(identifier, "reject_subscription")
 }
 
 /// `{"identifier":…,"type":"confirm_history"}` (extended protocol): the
 /// missed messages were sent.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{confirm_history, Identifier};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+/// assert!(confirm_history(&id).ends_with(r#","type":"confirm_history"}"#));
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn confirm_history(identifier: &Identifier) -> String {
     typed(identifier, "confirm_history")
 }
 
 /// `{"identifier":…,"type":"reject_history"}` (extended protocol): what was
 /// missed cannot be sent (another epoch, or no longer kept).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{reject_history, Identifier};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+/// assert!(reject_history(&id).ends_with(r#","type":"reject_history"}"#));
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn reject_history(identifier: &Identifier) -> String {
     typed(identifier, "reject_history")
 }
 
 /// `{"type":"disconnect","reason":…,"reconnect":…}`.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{disconnect, DisconnectReason};
+///
+/// // A signed-out user: no reconnect loop.
+/// assert_eq!(
+///     disconnect(DisconnectReason::Unauthorized, false),
+///     r#"{"type":"disconnect","reason":"unauthorized","reconnect":false}"#
+/// );
+/// ```
 pub fn disconnect(reason: DisconnectReason, reconnect: bool) -> String {
     format!(
         r#"{{"type":"disconnect","reason":"{}","reconnect":{reconnect}}}"#,
@@ -473,6 +807,17 @@ pub fn disconnect(reason: DisconnectReason, reconnect: bool) -> String {
 }
 
 /// Where a broadcast stands in its stream (extended protocol).
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{message, Identifier, MessagePosition};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+/// let position = MessagePosition { stream: "chat_1", epoch: "k2", offset: 42 };
+/// assert!(message(&id, "1", Some(position)).ends_with(r#","stream_id":"chat_1","epoch":"k2","offset":42}"#));
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MessagePosition<'a> {
     /// The stream's name.
@@ -486,6 +831,19 @@ pub struct MessagePosition<'a> {
 /// `{"identifier":…,"message":<json>}`, plus `stream_id`, `epoch` and
 /// `offset` when `position` is given. `json` must be valid JSON text (the
 /// server checks what the application broadcasts): it is written as it is.
+///
+/// # Example
+///
+/// ```
+/// use rill::cable::protocol::{message, Identifier};
+///
+/// let id = Identifier::from_token(r#""{\"channel\":\"ChatChannel\"}""#)?;
+/// assert_eq!(
+///     message(&id, r#"{"text":"hi"}"#, None),
+///     r#"{"identifier":"{\"channel\":\"ChatChannel\"}","message":{"text":"hi"}}"#
+/// );
+/// # Ok::<(), rill::cable::protocol::CommandError>(())
+/// ```
 pub fn message(
     identifier: &Identifier,
     json: &str,
