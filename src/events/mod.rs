@@ -74,17 +74,60 @@ use handlers::{HandlerFuture, Handlers};
 
 /// Default events queued per connection before the slow-consumer policy
 /// applies.
+///
+/// # Example
+///
+/// ```
+/// use rill::events::{EventStream, DEFAULT_QUEUE};
+///
+/// assert_eq!(DEFAULT_QUEUE, 1024);
+/// // A live-cursor app sends many small events: let clients fall further behind.
+/// let stream = EventStream::builder().queue(8 * DEFAULT_QUEUE).build();
+/// # drop(stream);
+/// ```
 pub const DEFAULT_QUEUE: usize = 1024;
 /// Default bytes queued per connection before the slow-consumer policy
 /// applies.
+///
+/// # Example
+///
+/// ```
+/// use rill::events::{EventStream, DEFAULT_BUFFER};
+///
+/// assert_eq!(DEFAULT_BUFFER, 1024 * 1024);
+/// let stream = EventStream::builder().buffer(DEFAULT_BUFFER / 8).build(); // small events only
+/// # drop(stream);
+/// ```
 pub const DEFAULT_BUFFER: usize = 1024 * 1024;
 
 /// The JavaScript client, an ES module (`connect`, `on`, `once`, `off`,
 /// `send`, `subscribe`, `close`, `state`): serve it with
 /// [`client_module`].
+///
+/// # Example
+///
+/// ```
+/// use rill::events::CLIENT_JS;
+///
+/// // Bundle it yourself instead of serving `/rill.js`:
+/// std::fs::write(std::env::temp_dir().join("rill.js"), CLIENT_JS)?;
+/// assert!(CLIENT_JS.contains("export"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const CLIENT_JS: &str = include_str!("client/rill.js");
 /// TypeScript declarations of [`CLIENT_JS`]: serve them with
 /// [`client_types`].
+///
+/// # Example
+///
+/// ```
+/// use rill::events::CLIENT_DTS;
+///
+/// // For a TypeScript front-end: `import { connect } from "./rill.js"` gets types.
+/// std::fs::write(std::env::temp_dir().join("rill.d.ts"), CLIENT_DTS)?;
+/// assert!(CLIENT_DTS.contains("connect"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const CLIENT_DTS: &str = include_str!("client/rill.d.ts");
 
 type Hook = Box<dyn Fn(Connection) -> HandlerFuture + Send + Sync>;
@@ -185,6 +228,18 @@ impl EventStreamBuilder {
     /// and [`identify`](crate::hub::HubBuilder::identify) hooks, its queue,
     /// slow-consumer policy and channel cap. A message published once
     /// reaches SSE and WebSocket subscribers with the same id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::hub::Hub;
+    ///
+    /// // `subscribe("prices", cb)` in the browser, next to named events.
+    /// let hub = Hub::new();
+    /// let stream = EventStream::builder().hub(hub.clone()).build();
+    /// assert!(stream.hub().is_some());
+    /// ```
     pub fn hub(mut self, hub: Hub) -> Self {
         self.hub = Some(hub);
         self
@@ -195,6 +250,18 @@ impl EventStreamBuilder {
     /// change once, in order, resumed after a reconnect from the last
     /// revision. Every watch is allowed unless
     /// [`authorize_watch`](Self::authorize_watch) says otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::state::Store;
+    ///
+    /// // `watch("todos", "ann", cb)` in the browser: a snapshot, then each change.
+    /// let store = Store::new();
+    /// let stream = EventStream::builder().state(store.clone()).build();
+    /// # drop(stream);
+    /// ```
     pub fn state(mut self, store: Store) -> Self {
         self.state = Some(store);
         self
@@ -202,6 +269,20 @@ impl EventStreamBuilder {
 
     /// Asks `hook` before every watch (`write` is `false`): a refusal is
     /// answered `{"state":…,"error":"forbidden"}`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::state::Store;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .state(Store::new())
+    ///     // users watch their own group only; `?user=` was checked by a proxy
+    ///     .authorize_watch(|ctx, access| access.group.is_some() && ctx.query("user") == access.group)
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn authorize_watch(
         mut self,
         hook: impl Fn(&Context, &Access<'_>) -> bool + Send + Sync + 'static,
@@ -212,6 +293,21 @@ impl EventStreamBuilder {
 
     /// Broadcasts through `broker` (for instance one shared with other
     /// processes) instead of a broker of the stream's own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::broker::Broker;
+    /// use rill::events::EventStream;
+    ///
+    /// let broker = Broker::new(); // e.g. one with a backend spanning processes
+    /// let stream = EventStream::builder().broker(broker.clone()).build();
+    /// stream.send("deploy", &"v2")?;
+    /// # tokio::task::yield_now().await;
+    /// assert_eq!(broker.stats(false).published, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn broker(mut self, broker: Broker) -> Self {
         self.broker = Some(broker);
         self
@@ -219,6 +315,24 @@ impl EventStreamBuilder {
 
     /// How sockets are accepted and kept: origins, subprotocols, the
     /// largest message a client may send, keep-alive.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::ws::WsOptions;
+    /// use std::time::Duration;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .ws_options(
+    ///         WsOptions::new()
+    ///             .allowed_origins(["https://app.example.com"])
+    ///             .max_message(16 * 1024)
+    ///             .ping_interval(Duration::from_secs(20)),
+    ///     )
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn ws_options(mut self, options: WsOptions) -> Self {
         self.options = options;
         self
@@ -226,6 +340,16 @@ impl EventStreamBuilder {
 
     /// How many events may wait for one connection (default 1024) before
     /// the slow-consumer policy applies.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// // At most 256 events wait for a client before the slow-consumer policy.
+    /// let stream = EventStream::builder().queue(256).build();
+    /// # drop(stream);
+    /// ```
     pub fn queue(mut self, events: usize) -> Self {
         self.limits.lines = events.max(1);
         self
@@ -233,6 +357,16 @@ impl EventStreamBuilder {
 
     /// How many bytes may wait for one connection (default 1 MiB) before
     /// the slow-consumer policy applies.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// // Large documents: up to 8 MiB may wait for one client.
+    /// let stream = EventStream::builder().buffer(8 * 1024 * 1024).build();
+    /// # drop(stream);
+    /// ```
     pub fn buffer(mut self, bytes: usize) -> Self {
         self.limits.bytes = bytes.max(1);
         self
@@ -241,6 +375,17 @@ impl EventStreamBuilder {
     /// What happens to a connection whose queue is full: closed with `1013
     /// Try Again Later` (the default; the client reconnects and resumes its
     /// channels), or its events dropped with a `{"gap":n}` notice.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::hub::SlowConsumer;
+    ///
+    /// // A ticker: a slow client skips prices (and is told `{"gap":n}`) instead of reconnecting.
+    /// let stream = EventStream::builder().slow_consumer(SlowConsumer::DropWithGap).build();
+    /// # drop(stream);
+    /// ```
     pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.limits.slow = policy;
         self
@@ -248,6 +393,20 @@ impl EventStreamBuilder {
 
     /// Runs `hook` for every new connection, before its first event is
     /// read.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_connect(|conn| async move {
+    ///         conn.send("welcome", &serde_json::json!({"id": conn.id()}))?;
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn on_connect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Connection) -> Fut + Send + Sync + 'static,
@@ -259,6 +418,21 @@ impl EventStreamBuilder {
     }
 
     /// Runs `hook` when a connection is over (after its last handler).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_disconnect(|conn| async move {
+    ///         // socket.io's "disconnect": tell the others
+    ///         conn.broadcast("user_left", &conn.id())?;
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn on_disconnect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Connection) -> Fut + Send + Sync + 'static,
@@ -270,6 +444,15 @@ impl EventStreamBuilder {
     }
 
     /// Builds the stream.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder().queue(512).build();
+    /// assert_eq!(stream.connection_count(), 0);
+    /// ```
     pub fn build(self) -> EventStream {
         let broker = self
             .broker
@@ -310,11 +493,30 @@ impl Default for EventStream {
 
 impl EventStream {
     /// A stream with the defaults (see [`EventStreamBuilder`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// assert!(stream.hub().is_none());
+    /// assert!(!stream.has_handler("chat"));
+    /// ```
     pub fn new() -> Self {
         EventStreamBuilder::default().build()
     }
 
     /// Configures a stream.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder().queue(4096).build();
+    /// # drop(stream);
+    /// ```
     pub fn builder() -> EventStreamBuilder {
         EventStreamBuilder::default()
     }
@@ -330,6 +532,21 @@ impl EventStream {
     /// [`EventError::Encode`] when `data` is not JSON-serializable;
     /// [`EventError::Closed`] when the broadcast could not be published
     /// (a broker of another process that is unreachable).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::{EventError, EventStream};
+    /// use std::collections::HashMap;
+    ///
+    /// let stream = EventStream::new();
+    /// // io.emit("score", {home: 2, away: 1})
+    /// stream.send("score", &serde_json::json!({"home": 2, "away": 1}))?;
+    /// // A map with non-string keys is no JSON object:
+    /// let bad = HashMap::from([((1, 2), "x")]);
+    /// assert!(matches!(stream.send("score", &bad), Err(EventError::Encode { .. })));
+    /// # Ok::<(), EventError>(())
+    /// ```
     pub fn send<T: serde::Serialize + ?Sized>(
         &self,
         name: &str,
@@ -343,6 +560,24 @@ impl EventStream {
     /// time, in the order they arrived; different connections in parallel.
     /// An error a handler returns is logged, a panic caught: the connection
     /// goes on.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Chat { room: String, text: String }
+    ///
+    /// let stream = EventStream::new();
+    /// // socket.on("chat", …): relay to everyone
+    /// stream.on("chat", |conn, data| async move {
+    ///     let chat: Chat = data.parse()?; // a malformed event is logged; the connection goes on
+    ///     conn.broadcast("chat", &serde_json::json!({"room": chat.room, "text": chat.text, "from": conn.id()}))?;
+    ///     Ok(())
+    /// });
+    /// assert!(stream.has_handler("chat"));
+    /// ```
     pub fn on<F, Fut>(&self, name: &str, handler: F) -> HandlerId
     where
         F: Fn(Connection, Data) -> Fut + Send + Sync + 'static,
@@ -352,6 +587,20 @@ impl EventStream {
     }
 
     /// Runs `handler` for the next event `name` (from any client), once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// // The first client to answer wins the quiz round.
+    /// stream.once("answer", |conn, _data| async move {
+    ///     conn.broadcast("winner", &conn.id())?;
+    ///     Ok(())
+    /// });
+    /// assert!(stream.has_handler("answer"));
+    /// ```
     pub fn once<F, Fut>(&self, name: &str, handler: F) -> HandlerId
     where
         F: Fn(Connection, Data) -> Fut + Send + Sync + 'static,
@@ -361,26 +610,86 @@ impl EventStream {
     }
 
     /// Removes every handler of `name`; how many there were.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// stream.on("vote", |_conn, _data| async { Ok(()) });
+    /// stream.on("vote", |_conn, _data| async { Ok(()) });
+    /// assert_eq!(stream.off("vote"), 2); // the poll is closed
+    /// assert!(!stream.has_handler("vote"));
+    /// ```
     pub fn off(&self, name: &str) -> usize {
         self.inner.handlers.remove_all(name)
     }
 
     /// Removes one handler; whether it was there.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// let audit = stream.on("vote", |_conn, _data| async { Ok(()) });
+    /// stream.on("vote", |_conn, _data| async { Ok(()) });
+    /// assert!(stream.off_handler(audit));
+    /// assert!(!stream.off_handler(audit)); // gone already
+    /// assert!(stream.has_handler("vote")); // the other one stays
+    /// ```
     pub fn off_handler(&self, id: HandlerId) -> bool {
         self.inner.handlers.remove(id)
     }
 
     /// Whether any handler listens for `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// assert!(!stream.has_handler("typing"));
+    /// stream.on("typing", |conn, _data| async move { conn.broadcast("typing", &conn.id())?; Ok(()) });
+    /// assert!(stream.has_handler("typing"));
+    /// ```
     pub fn has_handler(&self, name: &str) -> bool {
         self.inner.handlers.has(name)
     }
 
     /// Clients connected now.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// assert_eq!(stream.connection_count(), 0);
+    /// // e.g. "3 people are viewing this page"
+    /// stream.send("viewers", &stream.connection_count())?;
+    /// # Ok::<(), rill::events::EventError>(())
+    /// ```
     pub fn connection_count(&self) -> usize {
         self.inner.connections.load(Ordering::Acquire)
     }
 
     /// The hub whose channels clients may subscribe to, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::hub::Hub;
+    ///
+    /// let stream = EventStream::builder().hub(Hub::new()).build();
+    /// let hub = stream.hub().expect("built with a hub");
+    /// # drop(hub);
+    /// assert!(EventStream::new().hub().is_none());
+    /// ```
     pub fn hub(&self) -> Option<&Hub> {
         self.inner.hub.as_ref()
     }
@@ -390,6 +699,24 @@ impl EventStream {
     /// no acceptable WebSocket handshake (`426`, `400`, `403`). The
     /// connection runs in a task of its own; a server shutdown closes it
     /// with `1001`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::events::EventStream;
+    /// use rill::http::{Request, StatusCode};
+    /// use rill::{Context, Router};
+    ///
+    /// let stream = EventStream::new();
+    /// let app = Router::new()
+    ///     .get("/ws", move |ctx: Context| { let stream = stream.clone(); async move { stream.accept(ctx) } })
+    ///     .into_service();
+    /// // A plain GET is no WebSocket handshake:
+    /// let request = Request::get("/ws").header("host", "localhost").body(String::new())?;
+    /// assert_eq!(app.handle(request).await.status(), StatusCode::UPGRADE_REQUIRED);
+    /// # Ok(()) }
+    /// ```
     pub fn accept(&self, mut ctx: Context) -> Response {
         let mut options = self.inner.options.clone();
         let prepared = match Prepared::from_context(&mut ctx, &mut options) {
@@ -477,6 +804,20 @@ impl std::fmt::Debug for EventStream {
 
 impl Context {
     /// Answers with a connection to `stream`: see [`EventStream::accept`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use rill::{Context, Router};
+    ///
+    /// let stream = EventStream::new();
+    /// let router = Router::new().get("/ws", move |ctx: Context| {
+    ///     let stream = stream.clone();
+    ///     async move { ctx.event_stream(&stream) }
+    /// });
+    /// # drop(router);
+    /// ```
     pub fn event_stream(self, stream: &EventStream) -> Response {
         stream.accept(self)
     }
@@ -494,6 +835,19 @@ pub async fn client_module(_ctx: Context) -> Response {
 }
 
 /// `GET /rill.d.ts`: the client's TypeScript declarations ([`CLIENT_DTS`]).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::http::{header, Request};
+///
+/// let app = rill::Router::new().get("/rill.d.ts", rill::events::client_types).into_service();
+/// let request = Request::get("/rill.d.ts").header("host", "localhost").body(String::new())?;
+/// let response = app.handle(request).await;
+/// assert_eq!(response.headers()[header::CONTENT_TYPE], "application/typescript; charset=utf-8");
+/// # Ok(()) }
+/// ```
 pub async fn client_types(_ctx: Context) -> Response {
     asset(CLIENT_DTS, "application/typescript; charset=utf-8")
 }
