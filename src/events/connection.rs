@@ -168,6 +168,26 @@ impl ConnShared {
 /// One client of an [`EventStream`](super::EventStream): send it events,
 /// close it, know when it is gone. Cheap to clone; clones share the
 /// connection, and may be kept and used from any task.
+///
+/// # Example
+///
+/// ```
+/// use rill::events::{Connection, EventStream};
+/// use std::sync::{Arc, Mutex};
+///
+/// // Keep the connections of signed-in users, to reach one of them later.
+/// let by_user: Arc<Mutex<Vec<(String, Connection)>>> = Arc::default();
+/// let stream = EventStream::new();
+/// let users = by_user.clone();
+/// stream.on("login", move |conn, data| {
+///     let users = users.clone();
+///     async move {
+///         let name: String = data.parse()?;
+///         users.lock().unwrap().push((name, conn));
+///         Ok(())
+///     }
+/// });
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub(crate) shared: Arc<ConnShared>,
@@ -179,6 +199,20 @@ impl Connection {
     }
 
     /// The connection's id, unique within its stream (1, 2, 3, …).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_connect(|conn| async move {
+    ///         conn.send("hello", &serde_json::json!({"your_id": conn.id()}))?;
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn id(&self) -> u64 {
         self.shared.id
     }
@@ -193,6 +227,19 @@ impl Connection {
     /// [`EventError::Full`] when the connection's queue is full (the
     /// stream's slow-consumer policy was applied); `Closed` or
     /// `Disconnected` once the connection is over.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// // socket.emit("pong", …) back to the one client that asked
+    /// stream.on("ping", |conn, data| async move {
+    ///     conn.send("pong", &data)?;
+    ///     Ok(())
+    /// });
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, name: &str, data: &T) -> Result<(), EventError> {
         let data = to_json(data)?;
         self.send_line(&wire::event_line(name, data.as_deref()))
@@ -205,6 +252,19 @@ impl Connection {
     /// # Errors
     ///
     /// As for [`EventStream::send`](super::EventStream::send).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// // io.emit: to every client, the sender included
+    /// stream.on("cursor", |conn, data| async move {
+    ///     conn.broadcast("cursor", &serde_json::json!({"who": conn.id(), "at": data}))?;
+    ///     Ok(())
+    /// });
+    /// ```
     pub fn broadcast<T: Serialize + ?Sized>(&self, name: &str, data: &T) -> Result<(), EventError> {
         broadcast(&self.shared.broker, name, data)
     }
@@ -266,17 +326,73 @@ impl Connection {
 
     /// Closes the connection with `code` (1000: normal) and `reason` (at
     /// most 123 bytes), after the events already queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::new();
+    /// stream.on("logout", |conn, _data| async move {
+    ///     conn.send("bye", &())?;
+    ///     conn.close(1000, "logged out"); // after "bye"
+    ///     Ok(())
+    /// });
+    /// ```
     pub fn close(&self, code: u16, reason: &str) {
         self.shared.close(code, reason);
     }
 
     /// Whether nothing more can be sent.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use std::time::Duration;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_connect(|conn| async move {
+    ///         tokio::spawn(async move {
+    ///             while !conn.is_closed() {
+    ///                 let _ = conn.send("heartbeat", &());
+    ///                 tokio::time::sleep(Duration::from_secs(15)).await;
+    ///             }
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.socket.send_error().is_some() || self.shared.feed.with_state(|_| ()).is_err()
     }
 
     /// Resolves when the connection is over (closed by either side, or the
     /// client gone).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    /// use std::time::Duration;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_connect(|conn| async move {
+    ///         let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ///         tokio::spawn(async move {
+    ///             loop {
+    ///                 tokio::select! {
+    ///                     _ = ticks.tick() => { let _ = conn.send("tick", &()); }
+    ///                     () = conn.closed() => break, // stop the timer with the connection
+    ///                 }
+    ///             }
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let socket = self.shared.socket.clone();
         async move { socket.wait_for(CLOSED | DISCONNECTED).await }
@@ -284,6 +400,24 @@ impl Connection {
 
     /// Resolves when the client goes away without a close handshake (or
     /// stops answering pings).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventStream;
+    ///
+    /// let stream = EventStream::builder()
+    ///     .on_connect(|conn| async move {
+    ///         let id = conn.id();
+    ///         tokio::spawn(async move {
+    ///             conn.disconnected().await; // no close handshake: the network dropped
+    ///             tracing::info!(id, "client lost");
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build();
+    /// # drop(stream);
+    /// ```
     pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
         let socket = self.shared.socket.clone();
         async move { socket.wait_for(DISCONNECTED).await }

@@ -3,6 +3,20 @@
 /// Why an event could not be sent, or its data not read. Like
 /// [`WsError`](crate::ws::WsError), `Closed` and `Disconnected` are normal
 /// ends of a connection.
+///
+/// # Example
+///
+/// ```
+/// use rill::events::{Data, EventError};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Move { x: u8, y: u8 }
+///
+/// let data = Data::new(Some(serde_json::json!({"x": 1})));
+/// let error = data.parse::<Move>().unwrap_err();
+/// assert!(matches!(error, EventError::Decode { .. }));
+/// assert!(!error.is_end_of_stream());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {
@@ -37,6 +51,16 @@ pub enum EventError {
 impl EventError {
     /// Whether this is a normal end of the connection (closed, or the
     /// client gone) rather than a fault.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::EventError;
+    ///
+    /// assert!(EventError::Disconnected.is_end_of_stream()); // the client left: not a fault
+    /// assert!(EventError::Closed.is_end_of_stream());
+    /// assert!(!EventError::Full.is_end_of_stream());
+    /// ```
     pub fn is_end_of_stream(&self) -> bool {
         matches!(self, EventError::Closed | EventError::Disconnected)
     }

@@ -32,26 +32,80 @@ pub struct Data(Option<Value>);
 
 impl Data {
     /// Data from a JSON value (`None` or `null`: no data).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    /// use serde_json::json;
+    ///
+    /// assert_eq!(Data::new(Some(json!("hi"))).as_str(), Some("hi"));
+    /// assert!(Data::new(Some(json!(null))).is_absent()); // `null` is no data
+    /// ```
     pub fn new(value: Option<Value>) -> Self {
         Data(value.filter(|v| !v.is_null()))
     }
 
     /// Whether the client sent no data (or `null`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    ///
+    /// // socket.emit("refresh") with no payload
+    /// let data = Data::new(None);
+    /// assert!(data.is_absent());
+    /// assert_eq!(data.parse::<Option<u32>>(), Ok(None));
+    /// ```
     pub fn is_absent(&self) -> bool {
         self.0.is_none()
     }
 
     /// The JSON value, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    /// use serde_json::json;
+    ///
+    /// let data = Data::new(Some(json!({"room": "lobby", "text": "hi"})));
+    /// let room = data.value().and_then(|v| v["room"].as_str());
+    /// assert_eq!(room, Some("lobby"));
+    /// ```
     pub fn value(&self) -> Option<&Value> {
         self.0.as_ref()
     }
 
     /// The JSON value, if any, by value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    /// use serde_json::json;
+    ///
+    /// let data = Data::new(Some(json!([1, 2, 3])));
+    /// let Some(serde_json::Value::Array(items)) = data.into_value() else { panic!() };
+    /// assert_eq!(items.len(), 3);
+    /// ```
     pub fn into_value(self) -> Option<Value> {
         self.0
     }
 
     /// The data when it is a JSON string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    /// use serde_json::json;
+    ///
+    /// // socket.emit("nick", "ann")
+    /// assert_eq!(Data::new(Some(json!("ann"))).as_str(), Some("ann"));
+    /// assert_eq!(Data::new(Some(json!(42))).as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         self.0.as_ref().and_then(Value::as_str)
     }
@@ -62,6 +116,20 @@ impl Data {
     /// # Errors
     ///
     /// [`EventError::Decode`] when it does not fit `T`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::events::Data;
+    /// use serde_json::json;
+    ///
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct Order { symbol: String, qty: u32 }
+    ///
+    /// let data = Data::new(Some(json!({"symbol": "ACME", "qty": 10})));
+    /// assert_eq!(data.parse::<Order>()?, Order { symbol: "ACME".into(), qty: 10 });
+    /// # Ok::<(), rill::events::EventError>(())
+    /// ```
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, EventError> {
         let value = self.0.clone().unwrap_or(Value::Null);
         serde_json::from_value(value).map_err(|error| EventError::Decode {
@@ -83,6 +151,20 @@ impl serde::Serialize for Data {
 
 /// Identifies one handler, to remove it alone with
 /// [`EventStream::off_handler`](super::EventStream::off_handler).
+///
+/// # Example
+///
+/// ```
+/// use rill::events::EventStream;
+///
+/// let stream = EventStream::new();
+/// let logger = stream.on("chat", |conn, data| async move {
+///     tracing::debug!(id = conn.id(), ?data, "chat");
+///     Ok(())
+/// });
+/// stream.off_handler(logger); // quiet again; other "chat" handlers stay
+/// assert!(!stream.has_handler("chat"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(u64);
 

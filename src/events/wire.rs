@@ -11,6 +11,18 @@ use serde_json::Value;
 use crate::broker::{Message, MessageKind, Position};
 
 /// The longest event name a client may send, in bytes.
+///
+/// # Example
+///
+/// ```
+/// use rill::events::{EventStream, MAX_EVENT_NAME};
+///
+/// assert_eq!(MAX_EVENT_NAME, 256);
+/// let name = "order:filled";
+/// assert!(name.len() <= MAX_EVENT_NAME); // a longer name from a client is refused
+/// let stream = EventStream::new();
+/// stream.on(name, |_conn, _data| async { Ok(()) });
+/// ```
 pub const MAX_EVENT_NAME: usize = 256;
 
 /// The longest state key a client may watch (`stream/group/item`).
