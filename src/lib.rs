@@ -115,7 +115,7 @@ pub use error::{
     BodyError, BoxError, CharsetError, LiveError, RequestBodyError, SendError, ServeError,
     WriterError,
 };
-pub use handler::{BoxFuture, Handler};
+pub use handler::{BoxFuture, ContextOnly, Handler, IntoHandler, State, WithState};
 pub use json::{Json, JsonRejection};
 pub use live::{
     live, live_with, LiveOptions, LiveStream, LiveTracker, WriterHandle, WriterResult,

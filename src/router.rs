@@ -9,7 +9,7 @@ use crate::{
     context::Context,
     controller::{Controller, Routes},
     error::BoxError,
-    handler::Handler,
+    handler::{Handler, IntoHandler},
     live::LiveTracker,
     query,
     request_body::{self, BodyTimeouts},
@@ -72,9 +72,10 @@ impl App {
 ///     .get("/rooms/:id", show)
 ///     .state(String::from("shared config"));
 /// ```
-pub struct Router {
+pub struct Router<S = ()> {
     routes: Vec<Route>,
     app: App,
+    state: S,
 }
 
 struct Route {
@@ -90,8 +91,38 @@ impl Default for Router {
 }
 
 impl Router {
-    /// An empty router.
+    /// An empty router with no state: its actions take the [`Context`]
+    /// alone.
     pub fn new() -> Self {
+        Router::with_state(())
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Router<S> {
+    /// An empty router whose actions may take `state` as their first
+    /// argument, [`State<S>`](crate::State) — checked when the program
+    /// compiles: an action asking for state of another type is a type
+    /// error, not a `500` at run time. Each request's action gets a clone
+    /// (share with an `Arc`, or use a cheap handle such as
+    /// [`Hub`](crate::hub::Hub)). Actions that take the [`Context`] alone
+    /// mix freely with them.
+    ///
+    /// ```
+    /// use rill::{Context, Response, Router, State};
+    /// use std::sync::Arc;
+    ///
+    /// struct Config { greeting: String }
+    ///
+    /// async fn hello(State(config): State<Arc<Config>>, _ctx: Context) -> Response {
+    ///     Response::text(format!("{}\n", config.greeting))
+    /// }
+    /// async fn health(_ctx: Context) -> &'static str { "ok\n" }
+    ///
+    /// let router = Router::with_state(Arc::new(Config { greeting: "hi".into() }))
+    ///     .get("/", hello)
+    ///     .get("/health", health);
+    /// ```
+    pub fn with_state(state: S) -> Self {
         Router {
             routes: Vec::new(),
             app: App {
@@ -100,6 +131,7 @@ impl Router {
                 body_limit: request_body::DEFAULT_BODY_LIMIT,
                 body_timeouts: BodyTimeouts::default(),
             },
+            state,
         }
     }
 
@@ -111,29 +143,35 @@ impl Router {
     /// segment, a parameter has no name or a name used twice, or a segment
     /// holds a brace without being a whole `{param}` — mistakes in the
     /// program, found when it builds its router.
-    pub fn route(mut self, method: Method, path: &str, handler: impl Handler) -> Self {
-        self.add(method, path, Arc::new(handler));
+    pub fn route<M>(mut self, method: Method, path: &str, handler: impl IntoHandler<S, M>) -> Self {
+        let handler = handler.into_handler(&self.state);
+        self.add(method, path, handler);
         self
     }
 
     /// Routes `GET path` (and so `HEAD path`) to `handler`.
-    pub fn get(self, path: &str, handler: impl Handler) -> Self {
+    pub fn get<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::GET, path, handler)
     }
 
     /// Routes `POST path` to `handler`.
-    pub fn post(self, path: &str, handler: impl Handler) -> Self {
+    pub fn post<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::POST, path, handler)
     }
 
     /// Routes `PUT path` to `handler`.
-    pub fn put(self, path: &str, handler: impl Handler) -> Self {
+    pub fn put<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::PUT, path, handler)
     }
 
     /// Routes `DELETE path` to `handler`.
-    pub fn delete(self, path: &str, handler: impl Handler) -> Self {
+    pub fn delete<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::DELETE, path, handler)
+    }
+
+    /// Routes `PATCH path` to `handler`.
+    pub fn patch<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
+        self.route(Method::PATCH, path, handler)
     }
 
     /// Adds every route a controller declares.
@@ -148,6 +186,8 @@ impl Router {
 
     /// Registers app state that actions read with
     /// [`Context::state`](crate::Context::state); one value per type.
+    /// Looked up at run time — prefer [`with_state`](Self::with_state),
+    /// which the compiler checks.
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.app.state.insert(value);
         self
@@ -204,7 +244,7 @@ impl Router {
     }
 }
 
-impl std::fmt::Debug for Router {
+impl<S> std::fmt::Debug for Router<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
             .field(

@@ -272,3 +272,44 @@ async fn json_bodies_are_typed_and_rejected_with_their_status() {
     assert_eq!(response.status, 201);
     server.shutdown().await.unwrap();
 }
+
+/// State given to `Router::with_state` reaches the actions that ask for it,
+/// a clone per request, next to actions that take the context alone.
+#[tokio::test]
+async fn typed_state_reaches_actions() {
+    use rill::State;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    async fn hit(State(hits): State<Arc<AtomicU64>>, ctx: Context) -> String {
+        let n = hits.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{} {n}\n", ctx.param("who").unwrap_or_default())
+    }
+    async fn plain(_ctx: Context) -> &'static str {
+        "plain\n"
+    }
+    let hits = Arc::new(AtomicU64::new(0));
+    let service = Router::with_state(hits.clone())
+        .get("/hit/{who}", hit)
+        .post("/hit/{who}", hit)
+        .get("/plain", plain)
+        .into_service();
+    for (method, path, want) in [
+        ("GET", "/hit/ann", "ann 1\n"),
+        ("POST", "/hit/bob", "bob 2\n"),
+        ("GET", "/plain", "plain\n"),
+    ] {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "t")
+            .body(String::new())
+            .unwrap();
+        let response = service.handle(request).await.into_http();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, want, "{method} {path}");
+    }
+    assert_eq!(hits.load(Ordering::Relaxed), 2);
+}

@@ -36,7 +36,11 @@ impl Hub {
     /// # Panics
     ///
     /// When `path` does not start with `/` (see [`Router::route`]).
-    pub fn mount<S: Clone + Send + Sync + 'static>(&self, router: Router<S>, path: &str) -> Router<S> {
+    pub fn mount<S: Clone + Send + Sync + 'static>(
+        &self,
+        router: Router<S>,
+        path: &str,
+    ) -> Router<S> {
         let base = path.trim_end_matches('/');
         let subscribe_path = if base.is_empty() { "/" } else { base };
         let hub = self.clone();

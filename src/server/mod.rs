@@ -368,8 +368,8 @@ pub(crate) fn content_length_scan(pieces: &[&[u8]]) -> bool {
     pieces.iter().any(|piece| scan.feed(piece))
 }
 
-impl From<Router> for RouterService {
-    fn from(router: Router) -> Self {
+impl<S: Clone + Send + Sync + 'static> From<Router<S>> for RouterService {
+    fn from(router: Router<S>) -> Self {
         router.into_service()
     }
 }

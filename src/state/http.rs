@@ -176,7 +176,11 @@ impl StateApi {
     /// assert_eq!(app.handle(patch).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
     /// # Ok(()) }
     /// ```
-    pub fn mount<S: Clone + Send + Sync + 'static>(self, router: Router<S>, base: &str) -> Router<S> {
+    pub fn mount<S: Clone + Send + Sync + 'static>(
+        self,
+        router: Router<S>,
+        base: &str,
+    ) -> Router<S> {
         let base = base.trim_end_matches('/');
         let api = Arc::new(self);
         // One handler per route: the API's method of that name.
