@@ -4,6 +4,17 @@ use http::StatusCode;
 
 /// Why a request could not be upgraded to a WebSocket; the client is
 /// answered with [`status`](Self::status) and no socket is opened.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::UpgradeError;
+///
+/// // Each refusal knows its status: log the reason, answer the status.
+/// let error = UpgradeError::OriginRefused;
+/// assert_eq!(error.to_string(), "origin not allowed");
+/// assert_eq!(error.status(), 403);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpgradeError {
@@ -35,6 +46,16 @@ pub enum UpgradeError {
 
 impl UpgradeError {
     /// The status the client is answered with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::ws::UpgradeError;
+    ///
+    /// assert_eq!(UpgradeError::NotWebSocket.status(), 426);
+    /// assert_eq!(UpgradeError::InvalidKey.status(), 400);
+    /// assert_eq!(UpgradeError::NotUpgradable.status(), 500);
+    /// ```
     pub fn status(&self) -> StatusCode {
         match self {
             UpgradeError::NotWebSocket | UpgradeError::UnsupportedVersion => {
@@ -50,6 +71,25 @@ impl UpgradeError {
 /// Why a WebSocket operation did not go through. Like
 /// [`LiveError`](crate::LiveError), `Closed` and `Disconnected` are normal
 /// ends of a socket, not bugs.
+///
+/// # Example
+///
+/// ```
+/// use rill::{ws::WsError, Context, Response};
+///
+/// async fn chat(ctx: Context) -> Response {
+///     ctx.websocket(|_ctx, mut socket| async move {
+///         while let Some(message) = socket.recv().await {
+///             match message {
+///                 Ok(message) => socket.send(message).await?,
+///                 Err(WsError::TooBig { len, max }) => tracing::info!(len, max, "dropped a big message"),
+///                 Err(other) => return Err(other.into()),
+///             }
+///         }
+///         Ok(())
+///     })
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WsError {
@@ -83,6 +123,16 @@ pub enum WsError {
 impl WsError {
     /// Whether this is a normal end of the socket (closed, or the peer
     /// gone) rather than a fault.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::ws::WsError;
+    ///
+    /// assert!(WsError::Disconnected.is_end_of_stream()); // a closed laptop lid
+    /// assert!(WsError::Closed.is_end_of_stream());
+    /// assert!(!WsError::TooBig { len: 2048, max: 1024 }.is_end_of_stream());
+    /// ```
     pub fn is_end_of_stream(&self) -> bool {
         matches!(self, WsError::Closed | WsError::Disconnected)
     }

@@ -38,12 +38,52 @@ use shared::SocketShared;
 use socket::Receiver;
 
 /// The largest message a peer may send, by default: 1 MiB.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::{WsOptions, DEFAULT_MAX_MESSAGE};
+///
+/// assert_eq!(DEFAULT_MAX_MESSAGE, 1024 * 1024);
+/// // A chat never needs more than 16 KiB per message:
+/// let options = WsOptions::new().max_message(DEFAULT_MAX_MESSAGE / 64);
+/// ```
 pub const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 /// How long a peer may stay silent before it is pinged, by default.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::{WsOptions, DEFAULT_PING_INTERVAL};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_PING_INTERVAL, Duration::from_secs(20));
+/// // Behind a load balancer that drops connections idle for 15 s:
+/// let options = WsOptions::new().ping_interval(Duration::from_secs(10));
+/// ```
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a pinged peer has to answer, by default.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::{WsOptions, DEFAULT_PING_TIMEOUT};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_PING_TIMEOUT, Duration::from_secs(20));
+/// let options = WsOptions::new().ping_timeout(DEFAULT_PING_TIMEOUT / 2);
+/// ```
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Messages a handler may send ahead of the peer, by default.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::{WsOptions, DEFAULT_QUEUE};
+///
+/// assert_eq!(DEFAULT_QUEUE, 64);
+/// let options = WsOptions::new().queue(DEFAULT_QUEUE * 4); // bursty game state
+/// ```
 pub const DEFAULT_QUEUE: usize = 64;
 
 type OriginCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -91,6 +131,21 @@ impl Default for WsOptions {
 impl WsOptions {
     /// The defaults: no subprotocol, any origin, 1 MiB messages, a ping
     /// after 20 s of silence and 20 s to answer it, 64 queued messages.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// use rill::ws::{self, WsOptions};
+    ///
+    /// // A request that is no WebSocket handshake is refused with 426.
+    /// let mut request = http::Request::get("/ws").header("host", "example.com").body(())?;
+    /// let response = ws::upgrade(&mut request, WsOptions::new(), |_socket| async { Ok(()) });
+    /// assert_eq!(response.status(), 426);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         WsOptions::default()
     }
@@ -99,6 +154,31 @@ impl WsOptions {
     /// offers (in its order) that is in this list is chosen and echoed in
     /// `Sec-WebSocket-Protocol` — without it, browsers and Node's `ws`
     /// abort a handshake that offered protocols.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # fn handshake() -> http::Request<()> {
+    /// #     http::Request::get("/ws")
+    /// #         .header("host", "example.com")
+    /// #         .header("upgrade", "websocket")
+    /// #         .header("connection", "upgrade")
+    /// #         .header("sec-websocket-version", "13")
+    /// #         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #         .body(())
+    /// #         .expect("a valid request")
+    /// # }
+    /// use rill::ws::{self, WsOptions};
+    ///
+    /// let options = WsOptions::new().protocols(["graphql-transport-ws"]).require_protocol(true);
+    /// let mut request = handshake(); // offers `Sec-WebSocket-Protocol: mqtt`
+    /// request.headers_mut().insert("sec-websocket-protocol", http::HeaderValue::from_static("mqtt"));
+    /// let response = ws::upgrade(&mut request, options, |_socket| async { Ok(()) });
+    /// assert_eq!(response.status(), 400); // none of ours offered
+    /// # }
+    /// ```
     pub fn protocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
         self.protocols = protocols.into_iter().map(Into::into).collect();
         self
@@ -106,6 +186,34 @@ impl WsOptions {
 
     /// Refuses (`400`) a client that offers none of the
     /// [`protocols`](Self::protocols).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # fn handshake() -> http::Request<()> {
+    /// #     http::Request::get("/ws")
+    /// #         .header("host", "example.com")
+    /// #         .header("upgrade", "websocket")
+    /// #         .header("connection", "upgrade")
+    /// #         .header("sec-websocket-version", "13")
+    /// #         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #         .body(())
+    /// #         .expect("a valid request")
+    /// # }
+    /// use rill::ws::{self, WsOptions};
+    ///
+    /// // ActionCable clients must speak one of these; refuse the others.
+    /// let options = WsOptions::new()
+    ///     .protocols(["actioncable-v1-json", "actioncable-unsupported"])
+    ///     .require_protocol(true);
+    /// let mut request = handshake();
+    /// request.headers_mut().insert("sec-websocket-protocol", http::HeaderValue::from_static("chat"));
+    /// let response = ws::upgrade(&mut request, options, |_socket| async { Ok(()) });
+    /// assert_eq!(response.status(), 400);
+    /// # }
+    /// ```
     pub fn require_protocol(mut self, required: bool) -> Self {
         self.require_protocol = required;
         self
@@ -113,12 +221,65 @@ impl WsOptions {
 
     /// Accepts browsers only from these origins (`403` otherwise). A request
     /// without `Origin` (not from a browser) is accepted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # fn handshake() -> http::Request<()> {
+    /// #     http::Request::get("/ws")
+    /// #         .header("host", "example.com")
+    /// #         .header("upgrade", "websocket")
+    /// #         .header("connection", "upgrade")
+    /// #         .header("sec-websocket-version", "13")
+    /// #         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #         .body(())
+    /// #         .expect("a valid request")
+    /// # }
+    /// use rill::ws::{self, WsOptions};
+    ///
+    /// // Cross-site WebSocket hijacking: browsers on other sites get 403.
+    /// let options = WsOptions::new().allowed_origins(["https://app.example.com"]);
+    /// let mut request = handshake();
+    /// request.headers_mut().insert("origin", http::HeaderValue::from_static("https://evil.example"));
+    /// let response = ws::upgrade(&mut request, options, |_socket| async { Ok(()) });
+    /// assert_eq!(response.status(), 403);
+    /// # }
+    /// ```
     pub fn allowed_origins<S: Into<String>>(self, origins: impl IntoIterator<Item = S>) -> Self {
         let origins: Vec<String> = origins.into_iter().map(Into::into).collect();
         self.origin_check(move |origin| origins.iter().any(|o| o == origin))
     }
 
     /// Accepts browsers whose `Origin` passes `check` (`403` otherwise).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # fn handshake() -> http::Request<()> {
+    /// #     http::Request::get("/ws")
+    /// #         .header("host", "example.com")
+    /// #         .header("upgrade", "websocket")
+    /// #         .header("connection", "upgrade")
+    /// #         .header("sec-websocket-version", "13")
+    /// #         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #         .body(())
+    /// #         .expect("a valid request")
+    /// # }
+    /// use rill::ws::{self, WsOptions};
+    ///
+    /// // Any subdomain of example.com, over TLS.
+    /// let options = WsOptions::new()
+    ///     .origin_check(|origin| origin.starts_with("https://") && origin.ends_with(".example.com"));
+    /// let mut request = handshake();
+    /// request.headers_mut().insert("origin", http::HeaderValue::from_static("http://app.example.com"));
+    /// let response = ws::upgrade(&mut request, options, |_socket| async { Ok(()) });
+    /// assert_eq!(response.status(), 403); // not TLS
+    /// # }
+    /// ```
     pub fn origin_check(mut self, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
         self.origin = Some(Arc::new(check));
         self
@@ -126,12 +287,41 @@ impl WsOptions {
 
     /// The largest message the peer may send (default 1 MiB); a larger one
     /// closes the socket with `1009 Message Too Big`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsOptions, Context, Response};
+    ///
+    /// // Cursor positions are tiny: close with 1009 anyone sending 4 KiB.
+    /// async fn cursors(ctx: Context) -> Response {
+    ///     ctx.websocket_with(WsOptions::new().max_message(4 * 1024), |_ctx, mut socket| async move {
+    ///         while let Some(message) = socket.recv().await {
+    ///             socket.send(message?).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes;
         self
     }
 
     /// How long the peer may stay silent before it is pinged (default 20 s).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::ws::WsOptions;
+    /// use std::time::Duration;
+    ///
+    /// // Mobile networks drop idle NAT entries quickly: ping after 10 s of
+    /// // silence, and count the peer gone 5 s later.
+    /// let options = WsOptions::new()
+    ///     .ping_interval(Duration::from_secs(10))
+    ///     .ping_timeout(Duration::from_secs(5));
+    /// ```
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.keepalive.interval = interval.max(Duration::from_millis(1));
         self
@@ -139,6 +329,22 @@ impl WsOptions {
 
     /// How long a pinged peer has to answer before it counts as gone
     /// (default 20 s): the handler's `disconnected()` resolves.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsOptions, Context, Response};
+    /// use std::time::Duration;
+    ///
+    /// async fn presence(ctx: Context) -> Response {
+    ///     let options = WsOptions::new().ping_timeout(Duration::from_secs(5));
+    ///     ctx.websocket_with(options, |_ctx, socket| async move {
+    ///         socket.disconnected().await; // no pong within 5 s, or the TCP link died
+    ///         // mark the user offline here
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.keepalive.timeout = timeout.max(Duration::from_millis(1));
         self
@@ -146,6 +352,23 @@ impl WsOptions {
 
     /// How many messages a handler may send ahead of the peer before `send`
     /// waits (default 64, at least 1).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsOptions, Context, Response};
+    ///
+    /// // A replay that sends a burst: let 1024 messages wait for the peer
+    /// // before `send` waits.
+    /// async fn replay(ctx: Context) -> Response {
+    ///     ctx.websocket_with(WsOptions::new().queue(1024), |_ctx, socket| async move {
+    ///         for n in 0..10_000 {
+    ///             socket.send(n.to_string()).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn queue(mut self, messages: usize) -> Self {
         self.queue = messages.max(1);
         self
@@ -153,6 +376,19 @@ impl WsOptions {
 
     /// Registers the sockets with `tracker`: a server shutdown closes them
     /// with `1001 Going Away` and waits for their handlers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsOptions, LiveTracker};
+    /// use std::time::Duration;
+    ///
+    /// // Under axum: let a graceful shutdown close the sockets with 1001.
+    /// let tracker = LiveTracker::new();
+    /// let options = WsOptions::new().tracker(tracker.clone());
+    /// # let _ = options;
+    /// // … on shutdown: `tracker.shutdown(Duration::from_secs(10)).await`.
+    /// ```
     pub fn tracker(mut self, tracker: LiveTracker) -> Self {
         self.tracker = Some(tracker);
         self
@@ -376,6 +612,30 @@ impl Context {
     /// gets `426 Upgrade Required`. The handler runs in a task of its own
     /// once the connection is handed over; the socket closes with `1000`
     /// when it returns, `1001` when the server shuts down.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// use rill::{Context, Router};
+    ///
+    /// let app = Router::new()
+    ///     .get("/echo", |ctx: Context| async move {
+    ///         ctx.websocket(|_ctx, mut socket| async move {
+    ///             while let Some(message) = socket.recv().await {
+    ///                 socket.send(message?).await?;
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .into_service();
+    /// // A plain GET (no `Upgrade: websocket`) is told to upgrade:
+    /// let request = http::Request::get("/echo").header("host", "example.com").body(String::new())?;
+    /// assert_eq!(app.handle(request).await.status(), 426);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn websocket<F, Fut>(self, handler: F) -> Response
     where
         F: FnOnce(Context, WebSocket) -> Fut + Send + 'static,
@@ -386,6 +646,35 @@ impl Context {
 
     /// [`websocket`](Self::websocket) with options. The app's tracker is
     /// used unless the options name another.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), http::Error> {
+    /// use rill::{ws::WsOptions, Context, Router};
+    ///
+    /// let app = Router::new()
+    ///     .get("/live", |ctx: Context| async move {
+    ///         let options = WsOptions::new().allowed_origins(["https://app.example.com"]);
+    ///         ctx.websocket_with(options, |_ctx, socket| async move {
+    ///             socket.send("welcome").await?;
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .into_service();
+    /// let request = http::Request::get("/live")
+    ///     .header("host", "example.com")
+    ///     .header("upgrade", "websocket")
+    ///     .header("connection", "upgrade")
+    ///     .header("sec-websocket-version", "13")
+    ///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("origin", "https://evil.example")
+    ///     .body(String::new())?;
+    /// assert_eq!(app.handle(request).await.status(), 403);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn websocket_with<F, Fut>(mut self, mut options: WsOptions, handler: F) -> Response
     where
         F: FnOnce(Context, WebSocket) -> Fut + Send + 'static,

@@ -18,6 +18,29 @@ use super::{
 
 /// A cloneable sending end of a [`WebSocket`]: send from other tasks while
 /// the handler reads.
+///
+/// # Example
+///
+/// ```
+/// use rill::{Context, Response};
+/// use std::time::Duration;
+///
+/// async fn clock(ctx: Context) -> Response {
+///     ctx.websocket(|_ctx, mut socket| async move {
+///         let sender = socket.sender();
+///         tokio::spawn(async move {
+///             // Another task pushes ticks while the handler reads.
+///             while sender.send("tick").await.is_ok() {
+///                 tokio::time::sleep(Duration::from_secs(1)).await;
+///             }
+///         });
+///         while let Some(message) = socket.recv().await {
+///             let _ = message?;
+///         }
+///         Ok(())
+///     })
+/// }
+/// ```
 #[derive(Debug)]
 pub struct WsSender {
     shared: Arc<SocketShared>,
@@ -53,6 +76,23 @@ impl WsSender {
     ///
     /// [`WsError::Closed`] or [`WsError::Disconnected`] once the socket can
     /// take no more.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn notices(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         // E.g. handed to a job that reports progress:
+    ///         for percent in [10, 50, 100] {
+    ///             sender.send(format!("{percent}%")).await?; // waits if the peer is slow
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub async fn send(&self, message: impl Into<WsMessage>) -> Result<(), WsError> {
         self.shared
             .push_outgoing(Outgoing::Message(message.into()))
@@ -65,6 +105,25 @@ impl WsSender {
     /// # Errors
     ///
     /// As for [`send`](Self::send).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn prices(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         for price in ["101.5", "101.7", "101.6"] {
+    ///             // A slow client misses a price rather than delaying the feed.
+    ///             if !sender.try_send(price)? {
+    ///                 tracing::debug!("queue full, price skipped");
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn try_send(&self, message: impl Into<WsMessage>) -> Result<bool, WsError> {
         self.shared
             .push_outgoing_now(Outgoing::Message(message.into()))
@@ -72,6 +131,22 @@ impl WsSender {
 
     /// Closes the socket with `code` (1000 is a normal close) and `reason`
     /// (at most 123 bytes are sent), after what was sent before.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn session(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         // The session expired: 4001 is an application close code.
+    ///         sender.close(4001, "session expired").await;
+    ///         assert!(sender.is_closed());
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub async fn close(&self, code: u16, reason: &str) {
         let mut reason = reason.to_owned();
         while reason.len() > 123 {
@@ -83,12 +158,48 @@ impl WsSender {
     }
 
     /// Whether the socket can take no more.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn feed(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         while !sender.is_closed() {
+    ///             // … produce the next item, only while someone can receive it
+    ///             sender.send("item").await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.send_error().is_some()
     }
 
     /// Resolves when the peer is gone or the socket closed, even while this
     /// side is idle.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn watch(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         let done = sender.closed();
+    ///         tokio::spawn(async move {
+    ///             done.await;
+    ///             tracing::info!("socket gone: release the subscription");
+    ///         });
+    ///         socket.send("watching").await?;
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.shared.clone();
         async move { shared.wait_for(CLOSED | DISCONNECTED).await }
@@ -96,6 +207,22 @@ impl WsSender {
 
     /// Resolves when the peer goes away without a close handshake (or stops
     /// answering pings).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn editor(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let sender = socket.sender();
+    ///         // Without a close handshake: the tab crashed or the network dropped.
+    ///         sender.disconnected().await;
+    ///         tracing::info!("editor lost; unlock the document");
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.shared.clone();
         async move { shared.wait_for(DISCONNECTED).await }
@@ -160,6 +287,25 @@ impl WebSocket {
     /// (after a close handshake, a shutdown, or a departed peer). A protocol
     /// violation or an oversized message comes as one `Err`, after which the
     /// socket is closed (with `1007` or `1009`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn commands(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, mut socket| async move {
+    ///         while let Some(message) = socket.recv().await {
+    ///             let message = message?; // a protocol error ends the handler
+    ///             match message.as_text() {
+    ///                 Some("ping") => socket.send("pong").await?,
+    ///                 _ => socket.close(1003, "text commands only").await,
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub async fn recv(&mut self) -> Option<Result<WsMessage, WsError>> {
         self.incoming.recv().await
     }
@@ -169,31 +315,127 @@ impl WebSocket {
     /// # Errors
     ///
     /// [`WsError::Closed`] or [`WsError::Disconnected`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsMessage, Context, Response};
+    ///
+    /// async fn hello(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         socket.send("welcome").await?;                    // text
+    ///         socket.send(WsMessage::binary(vec![1, 2])).await?; // binary
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub async fn send(&self, message: impl Into<WsMessage>) -> Result<(), WsError> {
         self.sender.send(message).await
     }
 
     /// A cloneable sending end, for other tasks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn relay(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, mut socket| async move {
+    ///         let sender = socket.sender(); // moved into a task; the handler keeps reading
+    ///         tokio::spawn(async move { sender.send("from another task").await });
+    ///         while let Some(message) = socket.recv().await {
+    ///             socket.send(message?).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn sender(&self) -> WsSender {
         self.sender.clone()
     }
 
     /// Closes the socket with `code` and `reason`, after what was sent.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn once(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         socket.send("your report is ready").await?;
+    ///         socket.close(1000, "done").await; // after the message above
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub async fn close(&self, code: u16, reason: &str) {
         self.sender.close(code, reason).await;
     }
 
     /// The subprotocol agreed in the handshake, if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{ws::WsOptions, Context, Response};
+    ///
+    /// async fn api(ctx: Context) -> Response {
+    ///     let options = WsOptions::new().protocols(["chat.v2", "chat.v1"]);
+    ///     ctx.websocket_with(options, |_ctx, socket| async move {
+    ///         match socket.protocol() {
+    ///             Some("chat.v2") => socket.send(r#"{"v":2,"hello":true}"#).await?,
+    ///             _ => socket.send("hello").await?, // v1, or no subprotocol
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
     }
 
     /// Resolves when the peer goes away without a close handshake.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    ///
+    /// async fn heartbeat_only(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         // Nothing to send: wait until the peer vanishes (pings detect it).
+    ///         socket.disconnected().await;
+    ///         tracing::info!("client lost");
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn disconnected(&self) -> impl Future<Output = ()> + Send + 'static {
         self.sender.disconnected()
     }
 
     /// Resolves when the socket can take no more (closed or peer gone).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Context, Response};
+    /// use std::time::Duration;
+    ///
+    /// async fn ticker(ctx: Context) -> Response {
+    ///     ctx.websocket(|_ctx, socket| async move {
+    ///         let mut every = tokio::time::interval(Duration::from_secs(1));
+    ///         loop {
+    ///             tokio::select! {
+    ///                 _ = every.tick() => socket.send("tick").await?,
+    ///                 _ = socket.closed() => return Ok(()), // closed, shut down, or gone
+    ///             }
+    ///         }
+    ///     })
+    /// }
+    /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         self.sender.closed()
     }
