@@ -29,6 +29,15 @@ pub struct Charset(&'static Encoding);
 
 impl Charset {
     /// UTF-8, the default.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Charset;
+    ///
+    /// assert_eq!(Charset::UTF_8.name(), "UTF-8");
+    /// assert_eq!(Charset::for_label("utf8").ok(), Some(Charset::UTF_8));
+    /// ```
     pub const UTF_8: Charset = Charset(UTF_8);
 
     /// Looks up a charset by any WHATWG label (`"utf-8"`, `"latin1"`,
@@ -40,6 +49,18 @@ impl Charset {
     /// # Errors
     ///
     /// [`CharsetError`] when the label is unknown.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Charset;
+    ///
+    /// // A label from configuration (or an `Accept-Charset` header): handle the error.
+    /// let sjis = Charset::for_label(" Shift_JIS ")?;
+    /// assert_eq!(sjis.name(), "Shift_JIS");
+    /// assert_eq!(Charset::for_label("utf-16le")?, Charset::UTF_8); // decode-only encodings
+    /// # Ok::<(), rill::CharsetError>(())
+    /// ```
     pub fn for_label(label: &str) -> Result<Charset, CharsetError> {
         Encoding::for_label(label.trim().as_bytes())
             .map(Charset::from)
@@ -49,16 +70,49 @@ impl Charset {
     }
 
     /// The canonical name, as written in the `Content-Type` charset parameter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Charset;
+    ///
+    /// let charset = Charset::for_label("latin1")?;
+    /// let content_type = format!("text/plain; charset={}", charset.name());
+    /// assert_eq!(content_type, "text/plain; charset=windows-1252");
+    /// # Ok::<(), rill::CharsetError>(())
+    /// ```
     pub fn name(self) -> &'static str {
         self.0.name()
     }
 
     /// The underlying `encoding_rs` encoding.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Charset;
+    ///
+    /// // Decode a client's upload in the same charset with encoding_rs.
+    /// let charset = Charset::for_label("windows-1252")?;
+    /// let (text, _, had_errors) = charset.encoding().decode(b"caf\xe9");
+    /// assert_eq!((text.as_ref(), had_errors), ("café", false));
+    /// # Ok::<(), rill::CharsetError>(())
+    /// ```
     pub fn encoding(self) -> &'static Encoding {
         self.0
     }
 
     /// Whether this is UTF-8 (text needs no transcoding).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Charset;
+    ///
+    /// assert!(Charset::UTF_8.is_utf8());
+    /// assert!(!Charset::for_label("koi8-r")?.is_utf8());
+    /// # Ok::<(), rill::CharsetError>(())
+    /// ```
     pub fn is_utf8(self) -> bool {
         self.0 == UTF_8
     }
@@ -69,6 +123,20 @@ impl Charset {
     /// # Errors
     ///
     /// [`LiveError::Unencodable`] naming the first such character.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{Charset, LiveError};
+    ///
+    /// let latin = Charset::for_label("latin1")?;
+    /// assert_eq!(latin.encode("café".into())?, &b"caf\xe9"[..]);
+    /// assert_eq!(
+    ///     latin.encode("日本".into()),
+    ///     Err(LiveError::Unencodable { character: '日', charset: "windows-1252" })
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(self, text: Cow<'_, str>) -> Result<Bytes, LiveError> {
         if self.is_utf8() {
             return Ok(match text {

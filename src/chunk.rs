@@ -30,6 +30,15 @@ pub enum Chunk<'a> {
 impl Chunk<'_> {
     /// Whether the chunk carries nothing (such a write is skipped: an empty
     /// chunk would end an HTTP/1.1 chunked body early).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::Chunk;
+    ///
+    /// assert!(Chunk::from("").is_empty()); // skipped: it would end a chunked body
+    /// assert!(!Chunk::from(vec![0u8]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         match self {
             Chunk::Text(t) => t.is_empty(),

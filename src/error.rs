@@ -14,12 +14,45 @@
 use std::{error::Error as StdError, io, net::SocketAddr, sync::Arc};
 
 /// A boxed error that can cross threads: what writers and streams may fail with.
+///
+/// # Example
+///
+/// ```
+/// use rill::BoxError;
+///
+/// // What a live writer returns: any error, boxed, through `?`.
+/// fn parse_port(text: &str) -> Result<u16, BoxError> {
+///     Ok(text.parse::<u16>()?)
+/// }
+/// assert!(parse_port("8080").is_ok());
+/// assert_eq!(parse_port("http").map_err(|e| e.to_string()), Err("invalid digit found in string".into()));
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why a write to a [`LiveStream`](crate::LiveStream) did not go through.
 ///
 /// `ClientDisconnected` and `StreamClosed` are normal outcomes of a long-lived
 /// response, not bugs: a writer catches them, releases what it holds and returns.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::LiveError;
+///
+/// let (tx, rx) = tokio::sync::oneshot::channel();
+/// let response = rill::live(|mut stream| async move {
+///     stream.write("first").await?;
+///     stream.close();
+///     let _ = tx.send(stream.write("second").await);
+///     Ok(())
+/// });
+/// # let _body = response.into_http().into_body();
+/// assert_eq!(rx.await?, Err(LiveError::StreamClosed));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LiveError {
@@ -47,6 +80,30 @@ pub enum LiveError {
 impl LiveError {
     /// Whether this error means the response is over for a reason the writer
     /// should treat as normal (closed stream or departed client).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::LiveError;
+    ///
+    /// let response = rill::live(|mut stream| async move {
+    ///     loop {
+    ///         match stream.write("tick\n").await {
+    ///             Ok(()) => tokio::task::yield_now().await,
+    ///             Err(e) if e.is_end_of_stream() => return Ok(()), // the client left: fine
+    ///             Err(e) => return Err(e.into()),
+    ///         }
+    ///     }
+    /// });
+    /// let writer = response.writer().expect("a live response has a writer");
+    /// drop(response); // the client goes away
+    /// assert!(writer.await.is_ok());
+    /// assert!(!LiveError::Unencodable { character: '€', charset: "iso-8859-2" }.is_end_of_stream());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_end_of_stream(&self) -> bool {
         matches!(
             self,
@@ -61,6 +118,17 @@ impl LiveError {
 /// everything else the [spec] allows (NUL in event names and data, any
 /// Unicode, empty values) is written as is. When encoding fails, nothing was
 /// written.
+///
+/// # Example
+///
+/// ```
+/// use rill::sse::{Event, FrameError};
+///
+/// // An id taken from a database row that was not meant to be one:
+/// let event = Event::data("x").id("row\0id");
+/// assert_eq!(event.encode(), Err(FrameError::IdNul));
+/// assert_eq!(FrameError::IdNul.to_string(), "id contains a NUL character");
+/// ```
 ///
 /// [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +152,26 @@ pub enum FrameError {
 
 /// Why an SSE writer's [`send`](crate::sse::SseWriter::send) did not go
 /// through: the event itself, or the stream.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::{sse::{self, Event, FrameError, SseOptions}, SendError};
+///
+/// let (tx, rx) = tokio::sync::oneshot::channel();
+/// let response = sse::response(SseOptions::new(), None, |mut sse| async move {
+///     let refused = sse.send(Event::data("x").event("a\nb")).await;
+///     let _ = tx.send(refused);
+///     sse.write("still usable").await?;
+///     Ok(())
+/// });
+/// # let _body = response.into_http().into_body();
+/// assert_eq!(rx.await?, Err(SendError::Frame(FrameError::EventNameLineBreak)));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -101,6 +189,15 @@ pub enum SendError {
 impl SendError {
     /// Whether the response is over for a reason the writer should treat as
     /// normal (closed stream or departed client).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{sse::FrameError, LiveError, SendError};
+    ///
+    /// assert!(SendError::Stream(LiveError::ClientDisconnected).is_end_of_stream());
+    /// assert!(!SendError::Frame(FrameError::IdLineBreak).is_end_of_stream()); // a bug to fix
+    /// ```
     pub fn is_end_of_stream(&self) -> bool {
         matches!(self, SendError::Stream(live) if live.is_end_of_stream())
     }
@@ -108,6 +205,26 @@ impl SendError {
 
 /// How a live writer task ended badly; the `Err` side of a
 /// [`WriterHandle`](crate::WriterHandle)'s result.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rill::WriterError;
+///
+/// let response = rill::live(|mut stream| async move {
+///     stream.write("partial").await?;
+///     Err("the database went away".into())
+/// });
+/// let writer = response.writer().expect("a live response has a writer");
+/// # let _body = response.into_http().into_body();
+/// let error = writer.await.expect_err("the writer failed");
+/// assert!(matches!(error, WriterError::Failed(_)));
+/// assert_eq!(error.to_string(), "live writer failed");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriterError {
@@ -136,6 +253,25 @@ pub enum WriterError {
 /// connection is closed without the terminating chunk, on HTTP/2 the stream is
 /// reset. The client therefore never mistakes a broken response for a
 /// complete one.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use http_body_util::BodyExt;
+/// use rill::BodyError;
+///
+/// let response = rill::live(|mut stream| async move {
+///     stream.write("partial").await?;
+///     Err("the database went away".into())
+/// });
+/// // The client sees an aborted response, never a complete-looking one.
+/// let error = response.into_http().into_body().collect().await.expect_err("aborted");
+/// assert!(matches!(error, BodyError::WriterFailed));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BodyError {
@@ -152,6 +288,16 @@ pub enum BodyError {
 
 /// Why a request body was not read; the router answers the client with
 /// [`status`](Self::status) and the action does not run.
+///
+/// # Example
+///
+/// ```
+/// use rill::RequestBodyError;
+///
+/// let error = RequestBodyError::TooLarge { limit: 1024 * 1024 };
+/// assert_eq!(error.to_string(), "request body is larger than 1048576 bytes");
+/// assert_eq!(error.status(), 413);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestBodyError {
@@ -185,6 +331,16 @@ pub enum RequestBodyError {
 
 impl RequestBodyError {
     /// The status the client is answered with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::RequestBodyError;
+    /// use std::time::Duration;
+    ///
+    /// let slow = RequestBodyError::IdleTimeout { timeout: Duration::from_secs(10) };
+    /// assert_eq!(slow.status(), 408);
+    /// ```
     pub fn status(&self) -> http::StatusCode {
         match self {
             RequestBodyError::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -197,6 +353,16 @@ impl RequestBodyError {
 }
 
 /// A charset label that the WHATWG Encoding Standard does not know.
+///
+/// # Example
+///
+/// ```
+/// use rill::Charset;
+///
+/// let error = Charset::for_label("klingon").expect_err("not a WHATWG label");
+/// assert_eq!(error.label, "klingon");
+/// assert_eq!(error.to_string(), r#"unknown charset label "klingon""#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown charset label {label:?}")]
 pub struct CharsetError {
@@ -205,6 +371,22 @@ pub struct CharsetError {
 }
 
 /// The server could not start.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use rill::{ServeError, Server};
+///
+/// let first = Server::bind("127.0.0.1:0").await.expect("a free port");
+/// let taken = first.local_addr().expect("bound").to_string();
+/// match Server::bind(&taken).await {
+///     Err(ServeError::Bind { addr, .. }) => assert_eq!(addr.to_string(), taken),
+///     other => panic!("expected a bind error, got {other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {

@@ -33,6 +33,26 @@ type BoxStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 /// not read, hyper does not poll, the pipe fills, and the writer waits. When
 /// hyper drops the body before its end (the client went away), the stream is
 /// marked disconnected and the writer is woken.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use http_body_util::BodyExt;
+///
+/// // Under axum or a bare hyper service, a rill response is an
+/// // `http::Response<rill::Body>`:
+/// let response = rill::live(|mut stream| async move {
+///     stream.write("one ").await?;
+///     stream.write("two").await?;
+///     Ok(())
+/// });
+/// let body: rill::Body = response.into_http().into_body();
+/// assert_eq!(body.collect().await?.to_bytes(), "one two");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Body {
     kind: Kind,
@@ -49,11 +69,32 @@ enum Kind {
 
 impl Body {
     /// A body with no data.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http_body::Body as _;
+    ///
+    /// let body = rill::Body::empty();
+    /// assert!(body.is_end_stream());
+    /// assert_eq!(body.size_hint().exact(), Some(0));
+    /// ```
     pub fn empty() -> Self {
         Body { kind: Kind::Empty }
     }
 
     /// A body of exactly these bytes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http_body::Body as _;
+    ///
+    /// // A small JSON answer from a bare hyper service:
+    /// let body = rill::Body::full(r#"{"ok":true}"#);
+    /// assert_eq!(body.size_hint().exact(), Some(11)); // hyper sends Content-Length: 11
+    /// assert!(!body.is_streaming());
+    /// ```
     pub fn full(data: impl Into<Bytes>) -> Self {
         let data = data.into();
         if data.is_empty() {
@@ -124,12 +165,49 @@ impl Body {
     /// Whether this body is live: fed through a pipe, by a writer task
     /// ([`Context::live`](crate::Context::live)) or by a broker (a hub
     /// subscription).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let response = rill::live(|mut stream| async move {
+    ///     stream.write("tick").await?;
+    ///     Ok(())
+    /// });
+    /// assert!(response.body().is_live());
+    /// assert!(!rill::Body::full("static").is_live());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_live(&self) -> bool {
         matches!(self.kind, Kind::Live(_))
     }
 
     /// Whether this body is produced over time (live or pulled from a stream)
     /// rather than known up front.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    ///
+    /// let chunks = futures_stub::once(Ok::<_, std::convert::Infallible>(Bytes::from("data")));
+    /// let streamed = rill::Body::from_stream(chunks);
+    /// assert!(streamed.is_streaming() && !streamed.is_live());
+    /// assert!(!rill::Body::full("known up front").is_streaming());
+    /// # mod futures_stub {
+    /// #     use std::{pin::Pin, task::{Context, Poll}};
+    /// #     pub struct Once<T>(Option<T>);
+    /// #     impl<T: Unpin> futures_core::Stream for Once<T> {
+    /// #         type Item = T;
+    /// #         fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
+    /// #             Poll::Ready(self.0.take())
+    /// #         }
+    /// #     }
+    /// #     pub fn once<T>(item: T) -> Once<T> { Once(Some(item)) }
+    /// # }
+    /// ```
     pub fn is_streaming(&self) -> bool {
         matches!(self.kind, Kind::Live(_) | Kind::Stream(_))
     }
