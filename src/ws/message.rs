@@ -4,6 +4,21 @@
 use bytes::Bytes;
 
 /// One WebSocket message: text (UTF-8, checked) or binary.
+///
+/// # Example
+///
+/// ```
+/// use rill::ws::WsMessage;
+///
+/// // What `socket.recv()` yields and `socket.send(…)` takes:
+/// fn reply_to(message: &WsMessage) -> WsMessage {
+///     match message.as_text() {
+///         Some(text) => WsMessage::text(text.to_uppercase()),
+///         None => WsMessage::binary(message.as_bytes().len().to_string().into_bytes()),
+///     }
+/// }
+/// assert_eq!(reply_to(&"hi".into()), WsMessage::text("HI"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsMessage {
     text: bool,
