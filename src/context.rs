@@ -92,18 +92,8 @@ impl Context {
             .query()
             .map(query::parse_query)
             .unwrap_or_default();
-        let tracker = parts
-            .extensions
-            .get::<LiveTracker>()
-            .cloned()
-            .unwrap_or_default();
-        Context::new(
-            parts,
-            Vec::new(),
-            query,
-            Bytes::new(),
-            App::standalone(tracker),
-        )
+        let app = App::standalone(LiveTracker::new());
+        Context::new(parts, Vec::new(), query, Bytes::new(), app)
     }
 
     /// [`from_parts`](Self::from_parts) with the body read in full, bounded
@@ -232,10 +222,14 @@ impl Context {
         self.app.state.get::<T>()
     }
 
-    /// The tracker of this app's live responses (e.g. for
-    /// [`active`](LiveTracker::active) counts).
+    /// The tracker this request's live responses are registered with: the
+    /// [`LiveTracker`] in the request's extensions when a layer put one there
+    /// (axum's `Extension(tracker)`), else the app's.
     pub fn tracker(&self) -> &LiveTracker {
-        &self.app.tracker
+        self.parts
+            .extensions
+            .get::<LiveTracker>()
+            .unwrap_or(&self.app.tracker)
     }
 
     /// Answers with a live response: spawns `writer` with this context and a
@@ -291,7 +285,7 @@ impl Context {
         start: impl FnOnce(Context, LiveOptions) -> Response,
     ) -> Response {
         if options.tracker.is_none() {
-            options.tracker = Some(self.app.tracker.clone());
+            options.tracker = Some(self.tracker().clone());
         }
         if self.parts.method == Method::HEAD {
             return live::head_response(&options);

@@ -112,6 +112,32 @@ impl Response {
     }
 }
 
+impl From<JsonRejection> for Response {
+    /// The rejection's answer, so that `?` works in an action returning
+    /// `Result<Response, Response>`.
+    fn from(rejection: JsonRejection) -> Response {
+        rejection.into_response()
+    }
+}
+
+impl From<serde_json::Error> for Response {
+    /// A value that cannot be written as JSON is the server's fault:
+    /// `500`, the cause logged, not shown.
+    ///
+    /// ```
+    /// use rill::{sse::Event, Response};
+    ///
+    /// fn event_of(value: &serde_json::Value) -> Result<Event, Response> {
+    ///     Ok(Event::json(value)?.event("update"))
+    /// }
+    /// assert!(event_of(&serde_json::json!({"n": 1})).is_ok());
+    /// ```
+    fn from(error: serde_json::Error) -> Response {
+        tracing::error!(%error, "JSON could not be written");
+        Response::status_only(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
 impl<R: IntoResponse, E: IntoResponse> IntoResponse for Result<R, E> {
     fn into_response(self) -> Response {
         match self {

@@ -67,6 +67,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod body;
 pub mod broker;
 pub mod cable;

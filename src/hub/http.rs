@@ -95,19 +95,41 @@ impl Hub {
             Ok(id) => {
                 Response::json_string(serde_json::json!({ "id": id.to_string() }).to_string())
             }
-            Err(PublishError::TooManyChannels { max }) => Response::json_string(
-                serde_json::json!({ "error": format!("too many channels (at most {max})") })
-                    .to_string(),
+            Err(error) => error.into(),
+        }
+    }
+}
+
+impl From<PublishError> for Response {
+    /// What a publish that failed answers, as `POST <path>/broadcast` does:
+    /// `400 {"error": …}` for an invalid event or channel name, `503` past
+    /// the channel cap or when the backend fails (the cause logged, not
+    /// shown). So `?` works in an action returning `Result<Response, Response>`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{hub::Hub, sse::Event, Response};
+    ///
+    /// async fn announce(hub: &Hub, room: &str) -> Result<Response, Response> {
+    ///     let id = hub.publish(room, Event::data("hello")).await?;
+    ///     Ok(Response::json(&serde_json::json!({ "id": id.to_string() })))
+    /// }
+    /// let refused = announce(&Hub::new(), "").await.unwrap_err();
+    /// assert_eq!(refused.status(), rill::http::StatusCode::BAD_REQUEST);
+    /// # }
+    /// ```
+    fn from(error: PublishError) -> Response {
+        match error {
+            PublishError::TooManyChannels { max } => Response::json(
+                &serde_json::json!({ "error": format!("too many channels (at most {max})") }),
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE),
-            Err(PublishError::Backend(error)) => {
-                tracing::warn!(%error, "broadcast failed");
-                Response::json_string(
-                    serde_json::json!({ "error": "backend unavailable" }).to_string(),
-                )
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            PublishError::Backend(error) => {
+                tracing::warn!(%error, "publish failed");
+                Response::json(&serde_json::json!({ "error": "backend unavailable" }))
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
-            Err(error) => bad_request(&format!("invalid event: {error}")),
+            error => bad_request(&format!("invalid event: {error}")),
         }
     }
 }
