@@ -191,4 +191,8 @@ pub mod guides {
     pub mod state {}
     #[doc = include_str!("../docs/performance.md")]
     pub mod performance {}
+    // Its examples use the `axum` feature.
+    #[cfg(feature = "axum")]
+    #[doc = include_str!("../docs/axum.md")]
+    pub mod axum {}
 }
