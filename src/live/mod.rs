@@ -72,6 +72,18 @@ impl Default for LiveOptions {
 impl LiveOptions {
     /// The defaults: a 256 KiB buffer limit, UTF-8, `text/plain`, `200 OK`,
     /// no tracker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::LiveOptions;
+    ///
+    /// let response = rill::live_with(LiveOptions::new(), |_stream| async { Ok(()) });
+    /// assert_eq!(response.status(), rill::http::StatusCode::OK);
+    /// assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -81,12 +93,54 @@ impl LiveOptions {
     /// that would pass it waits until the client has read what is queued; a
     /// single chunk larger than the limit is sent alone, once nothing else
     /// is queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::LiveOptions;
+    ///
+    /// // at most 16 bytes queued: each write waits for the client to catch up
+    /// let options = LiveOptions::new().buffer_limit(16);
+    /// let response = rill::live_with(options, |mut stream| async move {
+    ///     for _ in 0..100 {
+    ///         stream.write("0123456789\n").await?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body.len(), 1100);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes.max(1);
         self
     }
 
     /// The charset text chunks are encoded in, also named in `Content-Type`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{Charset, LiveOptions};
+    ///
+    /// let options = LiveOptions::new().charset(Charset::for_label("latin1")?);
+    /// let response = rill::live_with(options, |mut stream| async move {
+    ///     stream.write("café\n").await?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(response.headers()["content-type"], "text/plain; charset=windows-1252");
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(&body[..], b"caf\xe9\n"); // one byte for the é
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn charset(mut self, charset: Charset) -> Self {
         self.charset = charset;
         self
@@ -94,18 +148,71 @@ impl LiveOptions {
 
     /// The media type, without parameters: `Content-Type` becomes
     /// `<media type>; charset=<charset>`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::LiveOptions;
+    ///
+    /// let options = LiveOptions::new().content_type("text/csv");
+    /// let response = rill::live_with(options, |mut stream| async move {
+    ///     stream.write("id,name\n1,ada\n").await?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    /// # }
+    /// ```
     pub fn content_type(mut self, media_type: impl Into<Cow<'static, str>>) -> Self {
         self.content_type = media_type.into();
         self
     }
 
     /// The response status (default `200 OK`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::StatusCode, LiveOptions};
+    ///
+    /// // a job accepted, its progress streamed as it runs
+    /// let options = LiveOptions::new().status(StatusCode::ACCEPTED);
+    /// let response = rill::live_with(options, |mut stream| async move {
+    ///     stream.write("queued\n").await?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(response.status(), StatusCode::ACCEPTED);
+    /// # }
+    /// ```
     pub fn status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
     }
 
     /// Registers the response with `tracker` (counted, closed on shutdown).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveOptions, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let options = LiveOptions::new().tracker(tracker.clone());
+    /// let response = rill::live_with(options, |mut stream| async move {
+    ///     stream.write("hi\n").await?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(tracker.active(), 1);
+    /// response.into_http().into_body().collect().await?; // the client reads it all
+    /// tracker.wait_writers().await;
+    /// assert_eq!(tracker.active(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn tracker(mut self, tracker: LiveTracker) -> Self {
         self.tracker = Some(tracker);
         self
@@ -177,6 +284,27 @@ where
 /// the body ends cleanly once drained. Any other error, or a panic, is logged
 /// and aborts the response, so the client never takes a broken response for
 /// a complete one.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use http_body_util::BodyExt;
+/// use rill::{http::StatusCode, LiveOptions};
+///
+/// let options = LiveOptions::new().content_type("text/csv").status(StatusCode::CREATED);
+/// let response = rill::live_with(options, |mut stream| async move {
+///     stream.write("id,name\n").await?;
+///     stream.write("1,ada\n").await?;
+///     Ok(())
+/// });
+/// assert_eq!(response.status(), StatusCode::CREATED);
+/// let body = response.into_http().into_body().collect().await?.to_bytes();
+/// assert_eq!(body, "id,name\n1,ada\n");
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Panics
 ///

@@ -88,27 +88,107 @@ impl ShutDown for Shared {
 /// How long a graceful shutdown leaves live streams open after telling
 /// them, so that their writers can send their last events, unless every
 /// writer has returned sooner.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::{LiveTracker, DEFAULT_SHUTDOWN_GRACE};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs(1));
+/// // twice the default goodbye window, everything done within 10 s
+/// let tracker = LiveTracker::new();
+/// let aborted = tracker.shutdown_with_grace(DEFAULT_SHUTDOWN_GRACE * 2, Duration::from_secs(10)).await;
+/// assert_eq!(aborted, 0); // nothing was open
+/// # }
+/// ```
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 impl LiveTracker {
     /// A new tracker with no streams.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::LiveTracker;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// assert_eq!(tracker.active(), 0);
+    /// assert_eq!(tracker.running_writers(), 0);
+    /// assert!(!tracker.is_shutting_down());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// How many live responses are open: their writer is still running or
     /// their body has not been dropped yet.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveOptions, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |mut stream| async move {
+    ///     stream.write("hello\n").await?;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(tracker.active(), 1);
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "hello\n");
+    /// tracker.wait_writers().await;
+    /// assert_eq!(tracker.active(), 0); // writer returned, body read to its end
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn active(&self) -> usize {
         self.lock().len()
     }
 
     /// How many writer tasks are still running.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveOptions, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |stream| async move {
+    ///     stream.closed().await;
+    ///     Ok(())
+    /// });
+    /// assert_eq!(tracker.running_writers(), 1);
+    /// tracker.close_all();
+    /// tracker.wait_writers().await;
+    /// assert_eq!(tracker.running_writers(), 0);
+    /// assert_eq!(tracker.active(), 1); // its body is still held
+    /// drop(response);
+    /// assert_eq!(tracker.active(), 0);
+    /// # }
+    /// ```
     pub fn running_writers(&self) -> usize {
         self.inner.writers.load(Ordering::Acquire)
     }
 
     /// Whether [`announce_shutdown`](Self::announce_shutdown) or
     /// [`close_all`](Self::close_all) was called.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::LiveTracker;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// assert!(!tracker.is_shutting_down());
+    /// tracker.announce_shutdown();
+    /// assert!(tracker.is_shutting_down());
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
     }
@@ -155,6 +235,31 @@ impl LiveTracker {
     /// writes return [`LiveError::StreamClosed`](crate::LiveError::StreamClosed)
     /// and [`LiveStream::closed`](crate::LiveStream::closed) resolves. Bodies
     /// end cleanly after what was already written.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveError, LiveOptions, LiveTracker, WriterError};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |mut stream| async move {
+    ///     stream.write("hello\n").await?;
+    ///     stream.closed().await;
+    ///     stream.write("too late\n").await?; // fails: the stream is closed
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// let mut body = response.into_http().into_body();
+    /// assert_eq!(body.frame().await.unwrap()?.into_data().unwrap(), "hello\n");
+    /// tracker.close_all();
+    /// assert!(body.frame().await.is_none()); // the body ends cleanly
+    /// assert!(matches!(writer.await, Err(WriterError::Live(LiveError::StreamClosed))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close_all(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
         self.inner.closing.store(true, Ordering::Release);
@@ -165,6 +270,24 @@ impl LiveTracker {
     }
 
     /// Waits until no writer task is running.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveOptions, LiveTracker};
+    /// use std::time::Duration;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let _response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |mut stream| async move {
+    ///     tokio::time::sleep(Duration::from_millis(20)).await;
+    ///     stream.write("done\n").await?;
+    ///     Ok(())
+    /// });
+    /// tracker.wait_writers().await;
+    /// assert_eq!(tracker.running_writers(), 0);
+    /// # }
+    /// ```
     pub async fn wait_writers(&self) {
         loop {
             let notified = self.inner.writers_idle.notified();
@@ -179,6 +302,24 @@ impl LiveTracker {
 
     /// Aborts every writer task still running. Their responses end (cleanly if
     /// the stream was already closed, as after [`close_all`](Self::close_all)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveOptions, LiveTracker, WriterError};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |_stream| async move {
+    ///     std::future::pending::<()>().await; // never looks at its stream
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// tracker.abort_writers();
+    /// assert!(matches!(writer.await, Err(WriterError::Cancelled)));
+    /// tracker.wait_writers().await; // returns: the aborted writer no longer runs
+    /// # }
+    /// ```
     pub fn abort_writers(&self) {
         for entry in self.lock().values() {
             if let Some(abort) = &entry.abort {
@@ -215,6 +356,28 @@ impl LiveTracker {
 
     /// [`shutdown`](Self::shutdown) with a grace period of your own
     /// (`Duration::ZERO`: close at once, no goodbye).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveOptions, LiveTracker};
+    /// use std::time::Duration;
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |mut stream| async move {
+    ///     stream.closed().await;
+    ///     stream.write("bye\n").await?; // fails: no grace, the stream is already closed
+    ///     Ok(())
+    /// });
+    /// assert_eq!(tracker.shutdown_with_grace(Duration::ZERO, Duration::from_secs(5)).await, 0);
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert!(body.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown_with_grace(&self, grace: Duration, deadline: Duration) -> usize {
         let start = tokio::time::Instant::now();
         let grace = grace.min(deadline);
