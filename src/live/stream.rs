@@ -74,6 +74,24 @@ impl LiveStream {
     /// charset, bytes go through unchanged. An empty chunk sends nothing.
     /// Waits while the buffer limit is reached.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    ///
+    /// let response = rill::live(|mut stream| async move {
+    ///     stream.write("text and ").await?; // &str, String: encoded in the charset
+    ///     stream.write(b"bytes\n").await?; // bytes: sent as they are
+    ///     Ok(())
+    /// });
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "text and bytes\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
     /// * [`LiveError::StreamClosed`] after [`close`](Self::close),
@@ -119,30 +137,126 @@ impl LiveStream {
     }
 
     /// Whether the client has gone away.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveError, WriterError};
+    ///
+    /// let response = rill::live(|mut stream| async move {
+    ///     assert!(stream.is_disconnected()); // the client left before the first write
+    ///     stream.write("anyone there?\n").await?;
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// drop(response); // the client goes away
+    /// assert!(matches!(writer.await, Err(WriterError::Live(LiveError::ClientDisconnected))));
+    /// # }
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.pipe.is_disconnected()
     }
 
     /// Whether the stream is closed (by [`close`](Self::close),
     /// [`disconnect`](Self::disconnect) or server shutdown).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let response = rill::live(|mut stream| async move {
+    ///     assert!(!stream.is_closed());
+    ///     stream.close();
+    ///     assert!(stream.is_closed());
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// let _body = response.into_http().into_body(); // keep the client connected
+    /// assert!(writer.await.is_ok());
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.pipe.shared().has(CLOSED)
     }
 
     /// Whether the server is shutting down: from the announcement (writes
     /// still succeed during the grace period) to the close.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveOptions, LiveTracker};
+    ///
+    /// let tracker = LiveTracker::new();
+    /// let response = rill::live_with(LiveOptions::new().tracker(tracker.clone()), |mut stream| async move {
+    ///     stream.closed().await;
+    ///     if stream.is_shutting_down() {
+    ///         stream.write("restarting, reconnect soon\n").await?; // still allowed
+    ///     }
+    ///     Ok(())
+    /// });
+    /// tracker.announce_shutdown();
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "restarting, reconnect soon\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.pipe.shared().has(SHUTDOWN)
     }
 
     /// Closes the stream: the body ends cleanly once the client has received
     /// what was written; later writes return [`LiveError::StreamClosed`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{LiveError, WriterError};
+    ///
+    /// let response = rill::live(|mut stream| async move {
+    ///     stream.write("that's all\n").await?;
+    ///     stream.close();
+    ///     stream.write("one more thing\n").await?; // fails: StreamClosed
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "that's all\n"); // a clean end after what was written
+    /// assert!(matches!(writer.await, Err(WriterError::Live(LiveError::StreamClosed))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&mut self) {
         self.pipe.close();
     }
 
     /// Marks the client as gone and closes the stream, like the framework does
     /// when the client leaves. Later writes return [`LiveError::StreamClosed`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{LiveError, WriterError};
+    ///
+    /// let response = rill::live(|mut stream| async move {
+    ///     stream.disconnect(); // e.g. the client's session expired
+    ///     assert!(stream.is_disconnected() && stream.is_closed());
+    ///     stream.write("hello\n").await?; // fails: StreamClosed
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// let _body = response.into_http().into_body();
+    /// assert!(matches!(writer.await, Err(WriterError::Live(LiveError::StreamClosed))));
+    /// # }
+    /// ```
     pub fn disconnect(&mut self) {
         self.pipe.disconnect();
     }
@@ -174,12 +288,44 @@ impl LiveStream {
     /// is true) writes still succeed for the shutdown's grace period
     /// ([`Server::shutdown_grace`](crate::Server::shutdown_grace), 1 s by
     /// default): say goodbye, then return.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let response = rill::live(|stream| async move {
+    ///     stream.closed().await; // wakes although this writer never writes
+    ///     assert!(stream.is_disconnected()); // this time, because the client left
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().unwrap();
+    /// drop(response); // the client goes away
+    /// assert!(writer.await.is_ok());
+    /// # }
+    /// ```
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = self.pipe.shared().clone();
         async move { shared.wait_for(CLOSED | DISCONNECTED | SHUTDOWN).await }
     }
 
     /// The charset text chunks are encoded in.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Charset, LiveOptions};
+    ///
+    /// let options = LiveOptions::new().charset(Charset::for_label("latin1")?);
+    /// let response = rill::live_with(options, |stream| async move {
+    ///     assert_eq!(stream.charset().name(), "windows-1252");
+    ///     Ok(())
+    /// });
+    /// assert!(response.writer().unwrap().await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn charset(&self) -> Charset {
         self.charset
     }

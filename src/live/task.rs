@@ -20,6 +20,23 @@ use crate::{
 };
 
 /// The outcome of a live writer: `Ok` when it returned `Ok(())`.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::{LiveError, WriterError, WriterResult};
+///
+/// let response = rill::live(|mut stream| async move {
+///     stream.write("hello\n").await?;
+///     Ok(())
+/// });
+/// let writer = response.writer().unwrap();
+/// drop(response); // the client left before the first write
+/// let result: WriterResult = writer.await;
+/// assert!(matches!(result, Err(WriterError::Live(LiveError::ClientDisconnected))));
+/// # }
+/// ```
 pub type WriterResult = Result<(), WriterError>;
 
 /// Where the task leaves its outcome for the handles.
@@ -42,6 +59,21 @@ impl Outcome {
 impl Response {
     /// A handle on the live writer task (what Keayl calls a `live-promise`):
     /// await it for the writer's result. `None` for responses without a writer task.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let response = rill::live(|mut stream| async move {
+    ///     stream.write("hello\n").await?;
+    ///     Ok(())
+    /// });
+    /// let writer = response.writer().expect("a live response has a writer");
+    /// let _body = response.into_http().into_body(); // keep the client connected
+    /// assert!(writer.await.is_ok());
+    /// assert!(rill::Response::text("hello\n").writer().is_none());
+    /// # }
+    /// ```
     pub fn writer(&self) -> Option<WriterHandle> {
         self.extension::<WriterHandle>().cloned()
     }
@@ -82,6 +114,20 @@ impl WriterHandle {
     }
 
     /// Whether the writer has finished.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let response = rill::live(|_stream| async { Ok(()) });
+    /// let writer = response.writer().unwrap();
+    /// assert!(!writer.is_finished()); // spawned, not run yet
+    /// writer.clone().await?;
+    /// assert!(writer.is_finished());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.outcome.lock().is_some()
     }
