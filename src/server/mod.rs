@@ -35,12 +35,60 @@ use io::Deadlines;
 /// The default listen backlog. Tokio's `TcpListener::bind` uses 128, which
 /// drops bursts of simultaneous connects (every browser tab of a busy page
 /// opening its event stream at once).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rill::ServeError> {
+/// use rill::{Server, DEFAULT_BACKLOG};
+///
+/// assert_eq!(DEFAULT_BACKLOG, 1024); // what `Server::bind` uses
+/// // a service whose clients all reconnect at once after a deploy
+/// let server = Server::bind_with_backlog("127.0.0.1:0", DEFAULT_BACKLOG * 4).await?;
+/// # drop(server);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_BACKLOG: u32 = 1024;
 
 /// How long a client may take to send its request headers.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rill::ServeError> {
+/// use rill::{Server, DEFAULT_HEADER_READ_TIMEOUT};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_HEADER_READ_TIMEOUT, Duration::from_secs(30));
+/// let server = Server::bind("127.0.0.1:0").await?
+///     .header_read_timeout(DEFAULT_HEADER_READ_TIMEOUT / 3); // stricter: 10 s
+/// # drop(server);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a connection may stay open with no request in progress.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rill::ServeError> {
+/// use rill::{Server, DEFAULT_IDLE_TIMEOUT};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_IDLE_TIMEOUT, Duration::from_secs(60));
+/// // behind a load balancer that keeps connections for 5 minutes
+/// let server = Server::bind("127.0.0.1:0").await?
+///     .idle_timeout(DEFAULT_IDLE_TIMEOUT * 5);
+/// # drop(server);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest an HTTP/2 connection asked to go away (`GOAWAY`) for being
@@ -49,6 +97,23 @@ const GOAWAY_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a graceful shutdown waits for live writers and connections to
 /// finish before aborting them.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rill::ServeError> {
+/// use rill::{Server, DEFAULT_SHUTDOWN_DEADLINE};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_SHUTDOWN_DEADLINE, Duration::from_secs(10));
+/// // an orchestrator that kills the process 30 s after SIGTERM
+/// let server = Server::bind("127.0.0.1:0").await?
+///     .shutdown_deadline(DEFAULT_SHUTDOWN_DEADLINE * 2);
+/// # drop(server);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An HTTP server for a [`Router`].
@@ -107,6 +172,22 @@ impl Server {
     /// # Errors
     ///
     /// [`ServeError::Bind`] when no resolved address can be bound.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::ServeError> {
+    /// use rill::{ServeError, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?; // port 0: any free port
+    /// let addr = server.local_addr()?;
+    /// assert_ne!(addr.port(), 0);
+    /// // a second server cannot take the same port
+    /// assert!(matches!(Server::bind(addr).await, Err(ServeError::Bind { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server, ServeError> {
         Server::bind_with_backlog(addr, DEFAULT_BACKLOG).await
     }
@@ -118,6 +199,19 @@ impl Server {
     ///
     /// [`ServeError::Bind`] when no resolved address can be bound,
     /// [`ServeError::NoAddress`] when `addr` resolves to nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::ServeError> {
+    /// use rill::Server;
+    ///
+    /// let server = Server::bind_with_backlog("127.0.0.1:0", 4096).await?;
+    /// assert!(server.local_addr()?.ip().is_loopback());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn bind_with_backlog(
         addr: impl ToSocketAddrs,
         backlog: u32,
@@ -133,6 +227,22 @@ impl Server {
     }
 
     /// Serves on a listener you bound yourself.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::Server;
+    ///
+    /// // e.g. a listener bound before dropping privileges, or handed over by a test
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// let server = Server::from_listener(listener);
+    /// assert_eq!(server.local_addr()?, addr);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_listener(listener: TcpListener) -> Server {
         Server {
             listener,
@@ -150,6 +260,21 @@ impl Server {
     /// # Errors
     ///
     /// [`ServeError::Io`] if the operating system cannot tell.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::ServeError> {
+    /// use rill::Server;
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?;
+    /// let addr = server.local_addr()?;
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    /// println!("listening on http://{addr}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         Ok(self.listener.local_addr()?)
     }
@@ -163,6 +288,28 @@ impl Server {
     ///   sends half a preface, or never finishes its `HEADERS`, opens none);
     ///   then the connection is sent `GOAWAY` and closed.
     /// * Either: a connection that sends nothing at all is closed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Router, Server};
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?.header_read_timeout(Duration::from_millis(50));
+    /// let addr = server.local_addr()?;
+    /// tokio::spawn(server.serve(Router::new()));
+    ///
+    /// let mut client = tokio::net::TcpStream::connect(addr).await?;
+    /// client.write_all(b"GET / HTTP/1.1\r\n").await?; // and nothing more
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 408 Request Timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -173,6 +320,28 @@ impl Server {
     /// is closed, an HTTP/2 connection with no open stream is sent `GOAWAY`
     /// and closed. A streaming response is a request in progress: an SSE
     /// stream is never cut by this timeout.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Router, Server};
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?.idle_timeout(Duration::from_millis(50));
+    /// let addr = server.local_addr()?;
+    /// tokio::spawn(server.serve(Router::new()));
+    ///
+    /// let mut client = tokio::net::TcpStream::connect(addr).await?;
+    /// client.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n").await?;
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer).await?; // ends when the server closes the idle connection
+    /// assert!(answer.starts_with("HTTP/1.1 404 Not Found"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
@@ -183,6 +352,22 @@ impl Server {
     /// closed. The router reads bodies, and a
     /// [`Router::body_read_timeout`](crate::Router::body_read_timeout) set
     /// on it wins over this one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::ServeError> {
+    /// use rill::{Router, Server};
+    /// use std::time::Duration;
+    ///
+    /// // uploads over slow links may take up to 5 minutes
+    /// let server = Server::bind("127.0.0.1:0").await?
+    ///     .body_read_timeout(Duration::from_secs(300));
+    /// # let signal = async {};
+    /// server.serve_with_shutdown(Router::new(), signal).await
+    /// # }
+    /// ```
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeouts.read = Some(timeout);
         self
@@ -193,6 +378,29 @@ impl Server {
     /// connection is closed. A
     /// [`Router::body_idle_timeout`](crate::Router::body_idle_timeout) set on
     /// the router wins over this one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Context, Response, Router, Server};
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # async fn upload(ctx: Context) -> Response { Response::text(format!("{} bytes\n", ctx.body().len())) }
+    /// let server = Server::bind("127.0.0.1:0").await?.body_idle_timeout(Duration::from_millis(50));
+    /// let addr = server.local_addr()?;
+    /// tokio::spawn(server.serve(Router::new().post("/upload", upload)));
+    ///
+    /// let mut client = tokio::net::TcpStream::connect(addr).await?;
+    /// client.write_all(b"POST /upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\nabc").await?;
+    /// let mut answer = String::new(); // 3 of 10 bytes sent, then a pause
+    /// client.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 408 Request Timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeouts.idle = Some(timeout);
         self
@@ -209,6 +417,27 @@ impl Server {
     /// below the open-file limit: past that limit the operating system
     /// refuses the sockets itself, and the server can only back off (5 ms,
     /// doubling to 0.5 s) until descriptors free up.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Router, Server};
+    /// use tokio::{io::AsyncReadExt, net::TcpStream};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?.max_connections(1);
+    /// let addr = server.local_addr()?;
+    /// tokio::spawn(server.serve(Router::new()));
+    ///
+    /// let _first = TcpStream::connect(addr).await?;
+    /// let mut second = TcpStream::connect(addr).await?;
+    /// let mut answer = String::new();
+    /// second.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
@@ -236,6 +465,22 @@ impl Server {
 
     /// How long a graceful shutdown waits before aborting what is left
     /// (default 10 s, the grace included).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rill::ServeError> {
+    /// use rill::{Router, Server};
+    /// use std::time::Duration;
+    ///
+    /// // the orchestrator kills the process 30 s after SIGTERM: finish within 25 s
+    /// let server = Server::bind("127.0.0.1:0").await?
+    ///     .shutdown_deadline(Duration::from_secs(25));
+    /// # let signal = async {};
+    /// server.serve_with_shutdown(Router::new(), signal).await
+    /// # }
+    /// ```
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.shutdown_deadline = deadline;
         self
@@ -246,6 +491,31 @@ impl Server {
     /// # Errors
     ///
     /// None today; the `Result` leaves room for start-up failures.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Context, Response, Router, Server};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// async fn hello(_ctx: Context) -> Response {
+    ///     Response::text("hello\n")
+    /// }
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?;
+    /// let addr = server.local_addr()?;
+    /// tokio::spawn(server.serve(Router::new().get("/", hello)));
+    ///
+    /// let mut client = tokio::net::TcpStream::connect(addr).await?;
+    /// client.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await?;
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer).await?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("\r\n\r\nhello\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn serve(self, app: impl Into<RouterService>) -> Result<(), ServeError> {
         self.serve_with_shutdown(app, std::future::pending()).await
     }
@@ -267,6 +537,26 @@ impl Server {
     /// # Errors
     ///
     /// None today; the `Result` leaves room for start-up failures.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rill::{Router, Server};
+    /// use tokio::sync::oneshot;
+    ///
+    /// let server = Server::bind("127.0.0.1:0").await?;
+    /// let (stop, stopped) = oneshot::channel::<()>();
+    /// let serving = tokio::spawn(server.serve_with_shutdown(Router::new(), async {
+    ///     let _ = stopped.await;
+    /// }));
+    /// // later, e.g. when a deploy replaces this process:
+    /// stop.send(()).unwrap();
+    /// serving.await??; // returns once everything has shut down
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn serve_with_shutdown(
         self,
         app: impl Into<RouterService>,
