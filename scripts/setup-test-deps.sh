@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the client tests (controllers-example/tests/{sse_clients,ws_clients,
-# autobahn}.rs) need beyond the Rust toolchain: Debian's chromium, the npm
+# autobahn}.rs, tests/redis.rs) need beyond the Rust toolchain: Debian's chromium
+# and redis-server, the npm
 # packages locked in tests/js/package-lock.json, and the Autobahn case runner
 # kosoku (PyPI, pinned) in a venv at .test-deps/venv. Idempotent: a second run
 # installs nothing.
@@ -36,6 +37,21 @@ else
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
     version=$("$CHROMIUM" --version 2>/dev/null) || die "chromium installed but '$CHROMIUM --version' fails"
     say "chromium installed: $version"
+fi
+
+# --- redis-server (Debian's package) for the Redis broker's tests ---
+if version=$(redis-server --version 2>/dev/null); then
+    say "redis-server present: $version"
+else
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install Debian's redis-server by hand"
+    say "installing redis-server with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # The package's own service is not wanted: tests start their own servers
+    # on free loopback ports (policy-rc.d would be the Debian way; in a
+    # container without systemd nothing starts anyway).
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+    version=$(redis-server --version 2>/dev/null) || die "redis-server installed but 'redis-server --version' fails"
+    say "redis-server installed: $version"
 fi
 
 # --- npm packages for tests/js ---

@@ -39,11 +39,15 @@ mod loom_tests;
 mod memory;
 mod message;
 mod presence;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod shards;
 mod sink;
 mod slab;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBackend, RedisConfig};
 pub use backend::{Backend, BoxFuture, History, Inbox, Since};
 pub use error::{BackendError, PublishError, SubscribeError};
 pub use filter::{Filter, Metadata};

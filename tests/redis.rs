@@ -1,0 +1,446 @@
+//! The broker on a real `redis-server` (started by each test on a free
+//! loopback port, `--save "" --appendonly no`, stopped by its PID): brokers
+//! that share it deliver every publication once and in order, resume across
+//! brokers, survive a killed pub/sub connection and a Redis restart with an
+//! explicit reset, fail fast while Redis is down, and share presence.
+//!
+//! Needs `redis-server` (scripts/setup-test-deps.sh installs it). Without
+//! it the tests say so and pass — except with `CI=true`, where a missing
+//! Redis fails them.
+#![cfg(feature = "redis")]
+
+use rill::broker::{
+    BackendError, Broker, Delivery, Message, Metadata, Offer, Position, Publication, PublishError,
+    RedisBackend, RedisConfig, Since, Sink, SubscribeOptions,
+};
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A redis-server of this test's own.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts one, or `None` (said loudly) when redis-server is missing
+    /// outside CI.
+    fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server is missing: run scripts/setup-test-deps.sh"
+            );
+            eprintln!(
+                "SKIPPED: redis-server not installed (scripts/setup-test-deps.sh installs it)"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer { child: None, port };
+        server.launch();
+        Some(server)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while self.command(&["PING"]).as_deref() != Some("+PONG") {
+            assert!(start.elapsed() < WAIT, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// One command in RESP, its first reply line (enough for these tests).
+    fn command(&self, args: &[&str]) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        Some(text.lines().next()?.to_owned())
+    }
+
+    /// `kill -9`, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Message(u64, String),
+    Reset,
+}
+
+/// A subscriber that records what it is offered.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<Seen>>,
+    last: Mutex<Option<Position>>,
+    metadata: Metadata,
+}
+
+impl Recorder {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .filter_map(|s| match s {
+                Seen::Message(_, data) => Some(data),
+                Seen::Reset => None,
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until `done` holds for what was seen.
+    async fn wait(&self, what: &str, done: impl Fn(&[Seen]) -> bool) {
+        let start = Instant::now();
+        while !done(&self.seen()) {
+            assert!(
+                start.elapsed() < WAIT,
+                "{what}: not within {WAIT:?}; seen {:?}",
+                self.seen()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Sink for Recorder {
+    fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
+        *self.last.lock().unwrap() = Some(message.position().clone());
+        self.seen.lock().unwrap().push(Seen::Message(
+            message.position().offset(),
+            message.data().to_owned(),
+        ));
+        Offer::Queued
+    }
+    fn reset(&self, _: &str) -> Offer {
+        self.seen.lock().unwrap().push(Seen::Reset);
+        Offer::Queued
+    }
+    fn gap(&self, _: &str, _: u64) -> Offer {
+        Offer::Queued
+    }
+    fn position(&self, _: &str, position: &Position) {
+        *self.last.lock().unwrap() = Some(position.clone());
+    }
+    fn close(&self) {}
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+}
+
+fn config(redis: &RedisServer) -> RedisConfig {
+    RedisConfig::new(redis.url())
+        .prefix("test:")
+        .probe(Duration::from_millis(500))
+        .timeout(Duration::from_millis(500))
+}
+
+async fn broker_with(config: RedisConfig) -> (Broker, RedisBackend) {
+    let backend = RedisBackend::connect(config).await.expect("connect");
+    let broker = Broker::builder().backend(Arc::new(backend.clone())).build();
+    (broker, backend)
+}
+
+async fn broker(redis: &RedisServer) -> (Broker, RedisBackend) {
+    broker_with(config(redis)).await
+}
+
+/// Publishes `range` as "m<n>" on `channel`.
+async fn publish_range(broker: &Broker, channel: &str, range: std::ops::Range<u32>) {
+    for n in range {
+        broker
+            .publish(channel, Publication::new(format!("m{n}")))
+            .await
+            .expect("publish");
+    }
+}
+
+fn expected(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|n| format!("m{n}")).collect()
+}
+
+/// A publication on A reaches subscribers on B and C, each exactly once and
+/// in order, with the same ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_cross_brokers_once_and_in_order() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker(&redis).await;
+    let (b, _) = broker(&redis).await;
+    let (c, _) = broker(&redis).await;
+    let (on_b, on_c) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let sub_b = b.subscribe(on_b.clone(), SubscribeOptions::default());
+    let sub_c = c.subscribe(on_c.clone(), SubscribeOptions::default());
+    sub_b.join("news", None).unwrap();
+    sub_c.join("news", None).unwrap();
+    // Their start positions are read once their SUBSCRIBE is confirmed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_range(&a, "news", 0..500).await;
+    for on in [&on_b, &on_c] {
+        on.wait("all 500", |seen| seen.len() >= 500).await;
+        assert_eq!(on.messages(), expected(0..500));
+        let offsets: Vec<u64> = on
+            .seen()
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Message(o, _) => Some(*o),
+                Seen::Reset => None,
+            })
+            .collect();
+        assert_eq!(offsets, (1..=500).collect::<Vec<u64>>());
+    }
+    assert_eq!(b.subscriber_count("news"), 1);
+}
+
+/// A client that left B resumes on C from its last id: exactly what it
+/// missed. An id older than the history gets a reset, then what is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_on_another_broker_and_reset_when_too_old() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker_with(config(&redis).history(20)).await;
+    let (b, _) = broker_with(config(&redis).history(20)).await;
+    let (c, _) = broker_with(config(&redis).history(20)).await;
+    let first = Arc::new(Recorder::default());
+    let sub = b.subscribe(first.clone(), SubscribeOptions::default());
+    sub.join("room", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_range(&a, "room", 0..5).await;
+    first.wait("five", |seen| seen.len() >= 5).await;
+    let last = first.last.lock().unwrap().clone().expect("a position");
+    drop(sub);
+    publish_range(&a, "room", 5..10).await;
+
+    let resumed = Arc::new(Recorder::default());
+    let sub = c.subscribe(resumed.clone(), SubscribeOptions::default());
+    sub.join("room", Some(Since::After(last.clone()))).unwrap();
+    resumed
+        .wait("the five missed", |seen| seen.len() >= 5)
+        .await;
+    publish_range(&a, "room", 10..12).await;
+    resumed
+        .wait("and the live ones", |seen| seen.len() >= 7)
+        .await;
+    assert_eq!(resumed.messages(), expected(5..12));
+
+    // 30 more: the history (20) no longer reaches back to `last`.
+    publish_range(&a, "room", 12..42).await;
+    let late = Arc::new(Recorder::default());
+    let sub = c.subscribe(late.clone(), SubscribeOptions::default());
+    sub.join("room", Some(Since::After(last))).unwrap();
+    late.wait("reset then the history", |seen| seen.len() >= 21)
+        .await;
+    let seen = late.seen();
+    assert_eq!(seen[0], Seen::Reset);
+    assert_eq!(late.messages(), expected(22..42));
+}
+
+/// `CLIENT KILL TYPE pubsub` while publishing: the subscriber's broker
+/// reconnects, resubscribes and catches up — nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_pubsub_connection_loses_nothing() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker(&redis).await;
+    let (b, b_backend) = broker(&redis).await;
+    let on_b = Arc::new(Recorder::default());
+    let sub = b.subscribe(on_b.clone(), SubscribeOptions::default());
+    sub.join("feed", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let publisher = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for n in 0..300u32 {
+                a.publish("feed", Publication::new(format!("m{n}")))
+                    .await
+                    .expect("publish");
+                if n % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for _ in 0..3 {
+        let killed = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        assert!(
+            killed.is_some_and(|k| k.starts_with(':')),
+            "CLIENT KILL answered"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    publisher.await.unwrap();
+    on_b.wait("all 300", |seen| seen.len() >= 300).await;
+    assert_eq!(on_b.messages(), expected(0..300));
+    assert!(!on_b.seen().contains(&Seen::Reset));
+    let start = Instant::now();
+    while !b_backend.is_listening() {
+        assert!(start.elapsed() < WAIT, "never listening again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Redis killed with `kill -9`: publishing fails fast with a typed error
+/// (nothing is delivered with an id Redis does not know); once it is back
+/// (empty: `--save ""`), every subscriber gets one reset and continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_fails_fast_then_resets_once() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker(&redis).await;
+    let (b, b_backend) = broker(&redis).await;
+    let on_b = Arc::new(Recorder::default());
+    let sub = b.subscribe(on_b.clone(), SubscribeOptions::default());
+    sub.join("orders", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_range(&a, "orders", 0..10).await;
+    on_b.wait("ten", |seen| seen.len() >= 10).await;
+
+    redis.kill();
+    let started = Instant::now();
+    let failed = a.publish("orders", Publication::new("lost")).await;
+    assert!(
+        matches!(
+            failed,
+            Err(PublishError::Backend(BackendError::Unavailable(_)))
+        ),
+        "{failed:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not fail fast"
+    );
+
+    redis.launch();
+    // The command connection reconnects by itself; retry until it has.
+    let start = Instant::now();
+    loop {
+        match a.publish("orders", Publication::new("m10")).await {
+            Ok(position) => {
+                assert_eq!(position.offset(), 1, "a new epoch starts at 1");
+                break;
+            }
+            Err(_) => {
+                assert!(start.elapsed() < WAIT, "Redis never came back");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    publish_range(&a, "orders", 11..15).await;
+    on_b.wait("a reset and the new epoch", |seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(..)))
+            .count()
+            >= 15
+    })
+    .await;
+    let seen = on_b.seen();
+    assert_eq!(
+        seen.iter().filter(|s| **s == Seen::Reset).count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(on_b.messages(), expected(0..15));
+    assert!(b_backend.is_listening());
+}
+
+/// Presence lives in Redis: a member joined on A is seen from B and kept
+/// past its TTL while A refreshes it; a member whose process stopped
+/// refreshing it (its expiry passed) is dropped at the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_shared_and_expires_without_refresh() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let ttl = Duration::from_millis(600);
+    let (a, _) = broker_with(config(&redis).presence_ttl(ttl)).await;
+    let (b, _) = broker_with(config(&redis).presence_ttl(ttl)).await;
+    let sub = a.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    sub.join("lobby", None).unwrap();
+    let start = Instant::now();
+    loop {
+        let members = b.presence("lobby").await.expect("presence");
+        if members.len() == 1 {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "member never seen from B");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Kept alive past its TTL while A lives.
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(b.presence("lobby").await.expect("presence").len(), 1);
+    // A member of a process that died: its expiry lies in the past.
+    redis.command(&[
+        "HSET",
+        "test:{lobby}:pres",
+        "ghost",
+        r#"{"id":"ghost","metadata":[]}"#,
+    ]);
+    redis.command(&["ZADD", "test:{lobby}:pexp", "1", "ghost"]);
+    let members = b.presence("lobby").await.expect("presence");
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_ne!(&*members[0].id, "ghost");
+    drop(sub);
+    let start = Instant::now();
+    while !b.presence("lobby").await.expect("presence").is_empty() {
+        assert!(start.elapsed() < WAIT, "the member never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
