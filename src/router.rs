@@ -93,6 +93,18 @@ impl Default for Router {
 impl Router {
     /// An empty router with no state: its actions take the [`Context`]
     /// alone.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Router};
+    ///
+    /// let service = Router::new().into_service();
+    /// let request = Request::get("/anything").header("host", "t").body(String::new()).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::NOT_FOUND);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Router::with_state(())
     }
@@ -143,6 +155,21 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// segment, a parameter has no name or a name used twice, or a segment
     /// holds a brace without being a whole `{param}` — mistakes in the
     /// program, found when it builds its router.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Method, Request, StatusCode}, Context, Router};
+    ///
+    /// // CORS preflight: a method without a shortcut of its own.
+    /// async fn preflight(_ctx: Context) -> StatusCode { StatusCode::NO_CONTENT }
+    ///
+    /// let service = Router::new().route(Method::OPTIONS, "/api/{*rest}", preflight).into_service();
+    /// let request = Request::options("/api/todos").header("host", "t").body(String::new()).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::NO_CONTENT);
+    /// # }
+    /// ```
     pub fn route<M>(mut self, method: Method, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         let handler = handler.into_handler(&self.state);
         self.add(method, path, handler);
@@ -150,31 +177,146 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     }
 
     /// Routes `GET path` (and so `HEAD path`) to `handler`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// async fn show(ctx: Context) -> String { format!("room {}\n", ctx.param("id").unwrap_or("?")) }
+    ///
+    /// let service = Router::new().get("/rooms/:id", show).into_service();
+    /// let request = Request::get("/rooms/7").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "room 7\n");
+    ///
+    /// let head = Request::head("/rooms/7").header("host", "t").body(String::new())?;
+    /// assert_eq!(service.handle(head).await.status(), 200); // GET's headers, no body
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::GET, path, handler)
     }
 
     /// Routes `POST path` to `handler`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{header, Request, StatusCode}, Context, Router};
+    ///
+    /// async fn create(ctx: Context) -> (StatusCode, String) {
+    ///     (StatusCode::CREATED, format!("{} bytes\n", ctx.body().len()))
+    /// }
+    ///
+    /// let service = Router::new().post("/todos", create).into_service();
+    /// let request = Request::post("/todos").header("host", "t").body(String::from("milk")).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::CREATED);
+    ///
+    /// let get = Request::get("/todos").header("host", "t").body(String::new()).unwrap();
+    /// let refused = service.handle(get).await;
+    /// assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    /// assert_eq!(refused.headers()[header::ALLOW], "POST");
+    /// # }
+    /// ```
     pub fn post<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::POST, path, handler)
     }
 
     /// Routes `PUT path` to `handler`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    ///
+    /// async fn replace(_ctx: Context) -> StatusCode { StatusCode::NO_CONTENT }
+    ///
+    /// let service = Router::new().put("/todos/{id}", replace).into_service();
+    /// let request = Request::put("/todos/3").header("host", "t").body(String::from("{}")).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::NO_CONTENT);
+    /// # }
+    /// ```
     pub fn put<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::PUT, path, handler)
     }
 
     /// Routes `DELETE path` to `handler`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{header, Request, StatusCode}, Context, Router};
+    ///
+    /// async fn show(_ctx: Context) -> &'static str { "todo\n" }
+    /// async fn destroy(_ctx: Context) -> StatusCode { StatusCode::NO_CONTENT }
+    ///
+    /// let service = Router::new().get("/todos/:id", show).delete("/todos/:id", destroy).into_service();
+    /// let request = Request::delete("/todos/3").header("host", "t").body(String::new()).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::NO_CONTENT);
+    ///
+    /// let post = Request::post("/todos/3").header("host", "t").body(String::new()).unwrap();
+    /// assert_eq!(service.handle(post).await.headers()[header::ALLOW], "DELETE, GET, HEAD");
+    /// # }
+    /// ```
     pub fn delete<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::DELETE, path, handler)
     }
 
     /// Routes `PATCH path` to `handler`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    ///
+    /// async fn rename(ctx: Context) -> String {
+    ///     let title = String::from_utf8_lossy(ctx.body());
+    ///     format!("todo {} is now {title}\n", ctx.param("id").unwrap_or("?"))
+    /// }
+    ///
+    /// let service = Router::new().patch("/todos/{id}", rename).into_service();
+    /// let request = Request::patch("/todos/3").header("host", "t").body(String::from("eggs")).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::OK);
+    /// # }
+    /// ```
     pub fn patch<M>(self, path: &str, handler: impl IntoHandler<S, M>) -> Self {
         self.route(Method::PATCH, path, handler)
     }
 
     /// Adds every route a controller declares.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, Controller, Router, Routes};
+    /// use std::sync::Arc;
+    ///
+    /// struct Rooms { names: Vec<&'static str> }
+    ///
+    /// impl Controller for Rooms {
+    ///     fn routes(routes: &mut Routes<Self>) {
+    ///         routes.get("/rooms", Self::index);
+    ///     }
+    /// }
+    /// impl Rooms {
+    ///     async fn index(self: Arc<Self>, _ctx: Context) -> String { self.names.join("\n") }
+    /// }
+    ///
+    /// let rooms = Arc::new(Rooms { names: vec!["lobby", "rust"] });
+    /// let service = Router::new().controller(rooms).into_service();
+    /// let request = Request::get("/rooms").header("host", "t").body(String::new()).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::OK);
+    /// # }
+    /// ```
     pub fn controller<C: Controller>(mut self, controller: Arc<C>) -> Self {
         let mut routes = Routes::new(controller);
         C::routes(&mut routes);
@@ -188,6 +330,29 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// [`Context::state`](crate::Context::state); one value per type.
     /// Looked up at run time — prefer [`with_state`](Self::with_state),
     /// which the compiler checks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// #[derive(Clone)]
+    /// struct SiteName(&'static str);
+    ///
+    /// async fn about(ctx: Context) -> String {
+    ///     let site = ctx.state::<SiteName>().map_or("?", |s| s.0);
+    ///     format!("welcome to {site}\n")
+    /// }
+    ///
+    /// let service = Router::new().get("/about", about).state(SiteName("rill.example")).into_service();
+    /// let request = Request::get("/about").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "welcome to rill.example\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.app.state.insert(value);
         self
@@ -195,6 +360,22 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// The largest request body accepted, in bytes (default 1 MiB); larger
     /// ones get `413 Payload Too Large` and the action does not run.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    ///
+    /// async fn avatar(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+    ///
+    /// let service = Router::new().post("/avatar", avatar).body_limit(16).into_service();
+    /// let big = Request::post("/avatar").header("host", "t").body("x".repeat(17)).unwrap();
+    /// assert_eq!(service.handle(big).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    /// let small = Request::post("/avatar").header("host", "t").body("x".repeat(16)).unwrap();
+    /// assert_eq!(service.handle(small).await.status(), StatusCode::OK);
+    /// # }
+    /// ```
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.app.body_limit = bytes;
         self
@@ -205,6 +386,27 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// says); a slower one gets `408 Request Timeout`, its connection is
     /// closed, and the action does not run. Set here, it wins over the
     /// server's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use http_body_util::{BodyExt, Full};
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    /// use std::time::Duration;
+    ///
+    /// async fn upload(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+    ///
+    /// let service = Router::new()
+    ///     .post("/uploads", upload)
+    ///     .body_read_timeout(Duration::from_secs(5))
+    ///     .into_service();
+    /// // A client that sends a first piece, then never finishes:
+    /// let stalled = Full::new(&b"part"[..]).with_trailers(std::future::pending());
+    /// let request = Request::post("/uploads").header("host", "t").body(stalled).unwrap();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::REQUEST_TIMEOUT);
+    /// # }
+    /// ```
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.app.body_timeouts.read = Some(timeout);
         self
@@ -214,12 +416,54 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// (default 10 s, or what [`Server::body_idle_timeout`](crate::Server::body_idle_timeout)
     /// says); a longer pause gets `408 Request Timeout` and the connection
     /// is closed. Set here, it wins over the server's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use http_body_util::{BodyExt, Full};
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    ///
+    /// async fn upload(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+    ///
+    /// let service = Router::new()
+    ///     .post("/uploads", upload)
+    ///     .body_idle_timeout(Duration::from_secs(2))
+    ///     .into_service();
+    /// let stalled = Full::new(&b"part"[..]).with_trailers(std::future::pending()); // then silence
+    /// let request = Request::post("/uploads").header("host", "t").body(stalled).unwrap();
+    /// let start = Instant::now();
+    /// assert_eq!(service.handle(request).await.status(), StatusCode::REQUEST_TIMEOUT);
+    /// assert!(start.elapsed() < Duration::from_secs(10)); // 2 s, not the default 10 s
+    /// # }
+    /// ```
     pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
         self.app.body_timeouts.idle = Some(timeout);
         self
     }
 
     /// The tracker of this app's live responses.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{Context, Response, Router};
+    /// use std::time::Duration;
+    ///
+    /// async fn ticks(ctx: Context) -> Response {
+    ///     ctx.sse(|_ctx, mut sse| async move { sse.write("tick").await?; Ok(()) })
+    /// }
+    ///
+    /// let router = Router::new().get("/ticks", ticks);
+    /// let tracker = router.tracker().clone(); // keep it for shutdown
+    /// let service = router.into_service();
+    /// // ... serve `service`; when the process is told to stop:
+    /// assert_eq!(tracker.shutdown(Duration::from_secs(5)).await, 0);
+    /// # }
+    /// ```
     pub fn tracker(&self) -> &LiveTracker {
         &self.app.tracker
     }
@@ -234,6 +478,24 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     }
 
     /// Freezes the router into something shareable that answers requests.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// async fn health(_ctx: Context) -> &'static str { "ok\n" }
+    ///
+    /// let service = Router::new().get("/health", health).into_service();
+    /// let worker = service.clone(); // cheap: one set of routes, shared
+    /// let answer = tokio::spawn(async move {
+    ///     let request = Request::get("/health").header("host", "t").body(String::new()).unwrap();
+    ///     worker.handle(request).await.status()
+    /// });
+    /// assert_eq!(answer.await.unwrap(), 200);
+    /// # }
+    /// ```
     pub fn into_service(self) -> RouterService {
         RouterService {
             inner: Arc::new(Inner {
@@ -287,11 +549,49 @@ struct Inner {
 
 impl RouterService {
     /// The tracker of this app's live responses.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::Request, Context, Response, Router};
+    ///
+    /// async fn feed(ctx: Context) -> Response {
+    ///     ctx.sse(|_ctx, mut sse| async move { sse.write("hello").await?; Ok(()) })
+    /// }
+    ///
+    /// let service = Router::new().get("/feed", feed).into_service();
+    /// let request = Request::get("/feed").header("host", "t").body(String::new()).unwrap();
+    /// let response = service.handle(request).await;
+    /// assert_eq!(service.tracker().active(), 1); // open until its body is dropped
+    /// drop(response);
+    /// # }
+    /// ```
     pub fn tracker(&self) -> &LiveTracker {
         &self.inner.app.tracker
     }
 
     /// Answers one request.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::{Request, StatusCode}, Context, Router};
+    ///
+    /// async fn search(ctx: Context) -> String { format!("q={}\n", ctx.query("q").unwrap_or("")) }
+    /// let service = Router::new().get("/search", search).into_service();
+    ///
+    /// let request = Request::get("/search?q=live+http").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "q=live http\n");
+    ///
+    /// let no_host = Request::get("/search").body(String::new())?; // HTTP/1.1 needs one
+    /// assert_eq!(service.handle(no_host).await.status(), StatusCode::BAD_REQUEST);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn handle<B>(&self, request: Request<B>) -> Response
     where
         B: http_body::Body + Send + 'static,
