@@ -152,38 +152,131 @@ impl Context {
     }
 
     /// The request method.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::{Method, Request}, Context};
+    ///
+    /// let (parts, ()) = Request::delete("/todos/3").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.method(), Method::DELETE);
+    /// ```
     pub fn method(&self) -> &Method {
         &self.parts.method
     }
 
     /// The request URI as sent.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/search?q=rill&page=2").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.uri().query(), Some("q=rill&page=2")); // raw, as the client wrote it
+    /// assert_eq!(ctx.uri().to_string(), "/search?q=rill&page=2");
+    /// ```
     pub fn uri(&self) -> &Uri {
         &self.parts.uri
     }
 
     /// The request path, still percent-encoded.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/files/annual%20report.pdf?dl=1").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.path(), "/files/annual%20report.pdf"); // no query, not decoded
+    /// ```
     pub fn path(&self) -> &str {
         self.parts.uri.path()
     }
 
     /// A path parameter (`:name` in the route), percent-decoded.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// async fn profile(ctx: Context) -> String {
+    ///     format!("profile of {}\n", ctx.param("name").unwrap_or("nobody"))
+    /// }
+    ///
+    /// let service = Router::new().get("/users/:name", profile).into_service();
+    /// let request = Request::get("/users/Ana%20Lima").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "profile of Ana Lima\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn param(&self, name: &str) -> Option<&str> {
         lookup(&self.params, name)
     }
 
     /// All path parameters, in pattern order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// async fn show(ctx: Context) -> String {
+    ///     ctx.params().iter().map(|(name, value)| format!("{name}={value}\n")).collect()
+    /// }
+    ///
+    /// let service = Router::new().get("/repos/{owner}/{repo}", show).into_service();
+    /// let request = Request::get("/repos/rill/core").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "owner=rill\nrepo=core\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn params(&self) -> &[(String, String)] {
         &self.params
     }
 
     /// The first query parameter called `name`, percent-decoded (`+` is a
     /// space).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/search?q=live+http&page=2").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.query("q"), Some("live http"));
+    /// let page: u32 = ctx.query("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    /// assert_eq!(page, 2);
+    /// assert_eq!(ctx.query("sort"), None);
+    /// ```
     pub fn query(&self, name: &str) -> Option<&str> {
         lookup(&self.query, name)
     }
 
     /// Every value of the query parameter `name`, in order
     /// (`?channel=a&channel=b`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/events?channel=news&channel=sports").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// let channels: Vec<&str> = ctx.query_all("channel").collect();
+    /// assert_eq!(channels, ["news", "sports"]);
+    /// ```
     pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.query
             .iter()
@@ -192,32 +285,128 @@ impl Context {
     }
 
     /// All query parameters, decoded, in order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/report?from=2024-01-01&to=2024%2D12%2D31").body(()).unwrap().into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// let pairs: Vec<(&str, &str)> =
+    ///     ctx.query_pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    /// assert_eq!(pairs, [("from", "2024-01-01"), ("to", "2024-12-31")]);
+    /// ```
     pub fn query_pairs(&self) -> &[(String, String)] {
         &self.query
     }
 
     /// The request headers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::{header, Request}, Context};
+    ///
+    /// let (parts, ()) = Request::get("/")
+    ///     .header(header::ACCEPT, "text/event-stream")
+    ///     .header(header::ACCEPT_LANGUAGE, "pt-BR")
+    ///     .body(())
+    ///     .unwrap()
+    ///     .into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.headers()[header::ACCEPT], "text/event-stream");
+    /// assert!(ctx.headers().contains_key(header::ACCEPT_LANGUAGE));
+    /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.parts.headers
     }
 
     /// A header's value, when it is present and visible ASCII.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// let (parts, ()) = Request::get("/feed")
+    ///     .header("last-event-id", "42")
+    ///     .body(())
+    ///     .unwrap()
+    ///     .into_parts();
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.header("last-event-id"), Some("42"));
+    /// assert_eq!(ctx.header("authorization"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name)?.to_str().ok()
     }
 
     /// The request body, read in full before the action ran (bounded by
     /// [`Router::body_limit`](crate::Router::body_limit)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::Request, Context};
+    ///
+    /// async fn echo(ctx: Context) -> String {
+    ///     String::from_utf8_lossy(ctx.body()).to_uppercase()
+    /// }
+    ///
+    /// let request = Request::post("/echo").body(String::from("hello")).unwrap();
+    /// let ctx = Context::from_request(request).await.unwrap();
+    /// assert_eq!(ctx.body().as_ref(), b"hello");
+    /// assert_eq!(echo(ctx).await, "HELLO");
+    /// # }
+    /// ```
     pub fn body(&self) -> &Bytes {
         &self.body
     }
 
     /// The request's extensions (set by layers in front of rill, if any).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::Request, Context};
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct UserId(u64); // what an authentication layer put there
+    ///
+    /// let (mut parts, ()) = Request::get("/inbox").body(()).unwrap().into_parts();
+    /// parts.extensions.insert(UserId(7));
+    /// let ctx = Context::from_parts(parts);
+    /// assert_eq!(ctx.extensions().get::<UserId>(), Some(&UserId(7)));
+    /// ```
     pub fn extensions(&self) -> &http::Extensions {
         &self.parts.extensions
     }
 
     /// App state registered with [`Router::state`](crate::Router::state).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::Request, Context, Router};
+    ///
+    /// #[derive(Clone)]
+    /// struct Version(&'static str);
+    ///
+    /// async fn version(ctx: Context) -> String {
+    ///     ctx.state::<Version>().map_or("unknown", |v| v.0).to_owned()
+    /// }
+    ///
+    /// let service = Router::new().get("/version", version).state(Version("1.4.2")).into_service();
+    /// let request = Request::get("/version").header("host", "t").body(String::new())?;
+    /// let body = service.handle(request).await.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "1.4.2");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.app.state.get::<T>()
     }
@@ -225,6 +414,28 @@ impl Context {
     /// The tracker this request's live responses are registered with: the
     /// [`LiveTracker`] in the request's extensions when a layer put one there
     /// (axum's `Extension(tracker)`), else the app's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, LiveTracker, Response};
+    ///
+    /// // No new streams once the server is going down.
+    /// async fn feed(ctx: Context) -> Response {
+    ///     if ctx.tracker().is_shutting_down() {
+    ///         return Response::status_only(StatusCode::SERVICE_UNAVAILABLE);
+    ///     }
+    ///     ctx.sse(|_ctx, mut sse| async move { sse.write("hello").await?; Ok(()) })
+    /// }
+    ///
+    /// let tracker = LiveTracker::new();
+    /// tracker.announce_shutdown();
+    /// let (mut parts, ()) = Request::get("/feed").body(()).unwrap().into_parts();
+    /// parts.extensions.insert(tracker);
+    /// assert_eq!(feed(Context::from_parts(parts)).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// # }
+    /// ```
     pub fn tracker(&self) -> &LiveTracker {
         self.parts
             .extensions
@@ -266,6 +477,30 @@ impl Context {
 
     /// [`live`](Self::live) with options (charset, content type, buffer
     /// limit, status). The app's tracker is used unless the options name another.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http_body_util::BodyExt;
+    /// use rill::{http::{header, Request}, Context, LiveOptions, Response};
+    ///
+    /// async fn export(ctx: Context) -> Response {
+    ///     ctx.live_with(LiveOptions::new().content_type("text/csv"), |_ctx, mut stream| async move {
+    ///         stream.write("id,name\n").await?;
+    ///         stream.write("1,Ana\n").await?;
+    ///         Ok(())
+    ///     })
+    /// }
+    ///
+    /// let (parts, ()) = Request::get("/export.csv").body(())?.into_parts();
+    /// let response = export(Context::from_parts(parts)).await;
+    /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    /// let body = response.into_http().into_body().collect().await?.to_bytes();
+    /// assert_eq!(body, "id,name\n1,Ana\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn live_with<F, Fut>(self, options: LiveOptions, writer: F) -> Response
     where
         F: FnOnce(Context, LiveStream) -> Fut,
