@@ -29,6 +29,26 @@ use crate::{
 pub struct Json<T>(pub T);
 
 /// Why a body is not the JSON expected — each answers with its own status.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::{http::{Request, StatusCode}, Context, Json, JsonRejection};
+///
+/// #[derive(serde::Deserialize)]
+/// # #[allow(dead_code)]
+/// struct Login { user: String }
+///
+/// let request = Request::post("/login").header("content-type", "application/json")
+///     .body(String::from(r#"{"name": "ana"}"#)).unwrap();
+/// let ctx = Context::from_request(request).await.unwrap();
+/// let rejection = Json::<Login>::from_context(&ctx).err().unwrap();
+/// assert!(matches!(&rejection, JsonRejection::Data(why) if why.contains("missing field `user`")));
+/// let response = rill::Response::from(rejection); // what `?` returns from an action
+/// assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JsonRejection {
@@ -46,6 +66,16 @@ pub enum JsonRejection {
 
 impl JsonRejection {
     /// The status it answers with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rill::{http::StatusCode, JsonRejection};
+    ///
+    /// assert_eq!(JsonRejection::NotJsonContentType.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    /// assert_eq!(JsonRejection::Syntax("EOF".into()).status(), StatusCode::BAD_REQUEST);
+    /// assert_eq!(JsonRejection::Data("missing field".into()).status(), StatusCode::UNPROCESSABLE_ENTITY);
+    /// ```
     pub fn status(&self) -> StatusCode {
         match self {
             JsonRejection::NotJsonContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,6 +98,28 @@ impl<T: DeserializeOwned> Json<T> {
     ///
     /// [`JsonRejection`]: a wrong content type, a body that is not JSON, or
     /// JSON of another shape.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::{http::{Request, StatusCode}, Context, Json};
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct Move { x: i32, y: i32 }
+    ///
+    /// let request = Request::post("/moves").header("content-type", "application/json")
+    ///     .body(String::from(r#"{"x": 3, "y": -1}"#)).unwrap();
+    /// let ctx = Context::from_request(request).await.unwrap();
+    /// let Json(m) = Json::<Move>::from_context(&ctx).unwrap();
+    /// assert_eq!((m.x, m.y), (3, -1));
+    ///
+    /// let csv = Request::post("/moves").header("content-type", "text/csv").body(String::from("3,-1")).unwrap();
+    /// let ctx = Context::from_request(csv).await.unwrap();
+    /// let refused = Json::<Move>::from_context(&ctx).unwrap_err();
+    /// assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    /// # }
+    /// ```
     pub fn from_context(ctx: &Context) -> Result<Json<T>, JsonRejection> {
         let json_type = ctx.header(header::CONTENT_TYPE.as_str()).is_some_and(|v| {
             let essence = v
