@@ -21,13 +21,71 @@ use crate::{
 };
 
 /// The default request-body limit: 1 MiB.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use rill::{http::{Request, StatusCode}, Context, Router, DEFAULT_BODY_LIMIT};
+///
+/// async fn upload(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+///
+/// let service = Router::new().post("/upload", upload).into_service();
+/// let too_big = "x".repeat(DEFAULT_BODY_LIMIT + 1);
+/// let request = Request::post("/upload").header("host", "t").body(too_big).unwrap();
+/// assert_eq!(service.handle(request).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+/// // Where more is expected: `Router::new().body_limit(20 * DEFAULT_BODY_LIMIT)`.
+/// # }
+/// ```
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How long a client may take to send a whole request body, by default.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use http_body_util::{BodyExt, Full};
+/// use rill::{http::Request, Context, Router, DEFAULT_BODY_READ_TIMEOUT};
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+///
+/// async fn upload(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+/// let service = Router::new()
+///     .post("/upload", upload)
+///     .body_idle_timeout(Duration::from_secs(60)) // the whole-body bound comes first
+///     .into_service();
+/// let stalled = Full::new(&b"part"[..]).with_trailers(std::future::pending()); // never ends
+/// let request = Request::post("/upload").header("host", "t").body(stalled).unwrap();
+/// let start = Instant::now();
+/// assert_eq!(service.handle(request).await.status(), 408);
+/// assert!(start.elapsed() >= DEFAULT_BODY_READ_TIMEOUT); // 30 s
+/// # }
+/// ```
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a client may pause between two pieces of a request body, by
 /// default.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use http_body_util::{BodyExt, Full};
+/// use rill::{http::Request, Context, Router, DEFAULT_BODY_IDLE_TIMEOUT};
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+///
+/// async fn upload(ctx: Context) -> String { format!("{} bytes\n", ctx.body().len()) }
+/// let service = Router::new().post("/upload", upload).into_service();
+/// let stalled = Full::new(&b"part"[..]).with_trailers(std::future::pending()); // then silence
+/// let request = Request::post("/upload").header("host", "t").body(stalled).unwrap();
+/// let start = Instant::now();
+/// assert_eq!(service.handle(request).await.status(), 408);
+/// assert!(start.elapsed() >= DEFAULT_BODY_IDLE_TIMEOUT); // 10 s
+/// assert!(start.elapsed() < Duration::from_secs(30)); // before the whole-body bound
+/// # }
+/// ```
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first allocation for a body of unknown or large declared length: a
