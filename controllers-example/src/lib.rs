@@ -9,7 +9,10 @@ pub mod cable_token;
 pub mod channels;
 pub mod controllers;
 
-use rill::Router;
+use rill::{
+    broker::{Backend, BackendError, RedisBackend, RedisConfig},
+    Router,
+};
 use std::sync::Arc;
 
 use cable_token::CableSecret;
@@ -26,8 +29,42 @@ pub fn app() -> Router {
 
 /// [`app`], signing cable tokens with `secret` (`--cable-secret`).
 pub fn app_with(secret: CableSecret) -> Router {
+    app_on(secret, Backends::default())
+}
+
+/// Where the app's fan-outs live: in this process (the default), or on
+/// Redis (`--redis URL`), so that several processes share them.
+#[derive(Default)]
+pub struct Backends {
+    /// The hub's (`/hub`, `/chat`, WebSocket channels).
+    pub hub: Option<Arc<dyn Backend>>,
+    /// The ActionCable server's streams.
+    pub cable: Option<Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// One Redis connection set per broker, each under its own key prefix
+    /// (`<prefix>hub:`, `<prefix>cable:`), as in one process the hub and
+    /// the cable have brokers of their own.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Backends, BackendError> {
+        let connect = |part: &str| {
+            let config = RedisConfig::new(url).prefix(format!("{prefix}{part}:"));
+            RedisBackend::connect(config)
+        };
+        let hub: Arc<dyn Backend> = Arc::new(connect("hub").await?);
+        let cable: Arc<dyn Backend> = Arc::new(connect("cable").await?);
+        Ok(Backends {
+            hub: Some(hub),
+            cable: Some(cable),
+        })
+    }
+}
+
+/// [`app_with`] on these backends. The keyed state store stays in this
+/// process (its items are not on Redis yet).
+pub fn app_on(secret: CableSecret, backends: Backends) -> Router {
     let metrics = Arc::new(Metrics::default());
-    let hub = chat_hub();
+    let hub = chat_hub(backends.hub);
     let store = rill::state::Store::new();
     let router = Router::new()
         .controller(Arc::new(PagesController))
@@ -36,7 +73,7 @@ pub fn app_with(secret: CableSecret) -> Router {
         .controller(Arc::new(StatsController::new(metrics)))
         .controller(Arc::new(ChatController))
         .controller(Arc::new(SocketsController::new(hub.clone(), store.clone())))
-        .controller(Arc::new(CableController::new(secret)))
+        .controller(Arc::new(CableController::new(secret, backends.cable)))
         .controller(Arc::new(TodosController::new(store.clone())));
     // GET/PUT/PATCH/DELETE /state/:stream/:group/:item, …
     let router = state_routes(router, &store);

@@ -11,7 +11,10 @@ use std::{io::Write, process::ExitCode, time::Duration};
 const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-timeout DUR]
        [--idle-timeout DUR] [--body-read-timeout DUR] [--body-idle-timeout DUR]
        [--max-connections N] [--shutdown-deadline DUR] [--cable-secret KEY]
-DUR is a number of seconds or milliseconds: 30s, 500ms";
+       [--redis URL] [--redis-prefix PREFIX]
+DUR is a number of seconds or milliseconds: 30s, 500ms
+--redis (or REDIS_URL): the hub and the cable on Redis, shared by every
+process started with the same URL and prefix (default prefix: rill:)";
 
 /// The command line.
 #[derive(Debug, Default)]
@@ -25,6 +28,10 @@ struct Options {
     shutdown_deadline: Option<Duration>,
     /// The key cable tokens are signed with (a random one per start without).
     cable_secret: Option<String>,
+    /// Redis for the hub's and the cable's brokers (`--redis`, `REDIS_URL`).
+    redis: Option<String>,
+    /// Their key prefix.
+    redis_prefix: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -90,7 +97,24 @@ async fn run(options: Options) -> Result<(), rill::ServeError> {
         Some(key) => controllers_example::cable_token::CableSecret::new(key),
         None => controllers_example::cable_token::CableSecret::random(),
     };
-    let app = controllers_example::app_with(secret);
+    let backends = match &options.redis {
+        Some(url) => {
+            let prefix = options.redis_prefix.as_deref().unwrap_or("rill:");
+            match controllers_example::Backends::redis(url, prefix).await {
+                Ok(backends) => {
+                    eprintln!("the hub and the cable on Redis at {url} (prefix {prefix})");
+                    backends
+                }
+                Err(error) => {
+                    return Err(rill::ServeError::Io(std::io::Error::other(format!(
+                        "Redis at {url}: {error}"
+                    ))))
+                }
+            }
+        }
+        None => controllers_example::Backends::default(),
+    };
+    let app = controllers_example::app_on(secret, backends);
     println!("listening on http://{}", server.local_addr()?);
     let _ = std::io::stdout().flush();
     server
@@ -118,6 +142,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
                 return Err("--cable-secret: the key must not be empty".to_owned())
             }
             "--cable-secret" => options.cable_secret = Some(value),
+            "--redis" => options.redis = Some(value),
+            "--redis-prefix" => options.redis_prefix = Some(value),
             "--header-read-timeout" => options.header_read_timeout = Some(duration(&value)?),
             "--idle-timeout" => options.idle_timeout = Some(duration(&value)?),
             "--body-read-timeout" => options.body_read_timeout = Some(duration(&value)?),
@@ -132,6 +158,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if options.redis.is_none() {
+        options.redis = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
     }
     Ok(Some(options))
 }

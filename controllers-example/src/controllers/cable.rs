@@ -15,6 +15,7 @@
 //!   public CDN. Nothing of it is committed here.
 
 use rill::{
+    broker::{Backend, Broker},
     cable::{Cable, Identifiers, Rejection},
     Context, Controller, Response, Routes,
 };
@@ -50,10 +51,15 @@ impl Controller for CableController {
 }
 
 impl CableController {
-    /// The controller, signing tokens with `secret`.
-    pub fn new(secret: CableSecret) -> Self {
+    /// The controller, signing tokens with `secret`, its streams on
+    /// `backend` (Redis) or in memory.
+    pub fn new(secret: CableSecret, backend: Option<Arc<dyn Backend>>) -> Self {
         let verifier = secret.clone();
-        let cable = Cable::builder()
+        let mut builder = Cable::builder();
+        if let Some(backend) = backend {
+            builder = builder.broker(Broker::builder().backend(backend).build());
+        }
+        let cable = builder
             .connect(move |req| {
                 let user = req.query("token").and_then(|t| verifier.verify(t));
                 async move {

@@ -5,6 +5,7 @@
 //! `EventSource` from `GET /hub?channel=…`.
 
 use rill::{
+    broker::Backend,
     hub::{Hub, SlowConsumer},
     Context, Controller, Response, Routes,
 };
@@ -29,15 +30,18 @@ impl ChatController {
 /// The example's hub: 1,000 events of history per channel, HTTP broadcast
 /// on, and presence: a page that subscribes with `presence=1` gets everyone
 /// in the room first, then who joined and left, at most 4 times a second.
-pub fn chat_hub() -> Hub {
-    Hub::builder()
+pub fn chat_hub(backend: Option<Arc<dyn Backend>>) -> Hub {
+    let builder = Hub::builder()
         .history(1000)
         .history_age(Duration::from_secs(3600))
         .slow_consumer(SlowConsumer::Disconnect)
         .retry(Duration::from_millis(1000))
         .presence_events(Duration::from_millis(250))
-        .http_broadcast(true)
-        .build()
+        .http_broadcast(true);
+    match backend {
+        Some(backend) => builder.backend(backend).build(),
+        None => builder.build(),
+    }
 }
 
 const PAGE: &str = r#"<!doctype html>
