@@ -191,6 +191,10 @@ pub mod guides {
     pub mod state {}
     #[doc = include_str!("../docs/performance.md")]
     pub mod performance {}
+    // Its examples use the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[doc = include_str!("../docs/redis.md")]
+    pub mod redis {}
     // Its examples use the `axum` feature.
     #[cfg(feature = "axum")]
     #[doc = include_str!("../docs/axum.md")]
