@@ -403,29 +403,49 @@ async fn redis_restart_fails_fast_then_resets_once() {
 
 /// Presence lives in Redis: a member joined on A is seen from B and kept
 /// past its TTL while A refreshes it; a member whose process stopped
-/// refreshing it (its expiry passed) is dropped at the next read.
+/// refreshing it (its expiry passed) is not listed, and its leave is
+/// reported once, by the one sweeper that removed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_is_shared_and_expires_without_refresh() {
+async fn presence_is_shared_and_a_dead_process_members_leave_once() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
     let ttl = Duration::from_millis(600);
-    let (a, _) = broker_with(config(&redis).presence_ttl(ttl)).await;
+    let backend = |redis: &RedisServer| RedisBackend::connect(config(redis).presence_ttl(ttl));
+    let a = Broker::builder()
+        .backend(Arc::new(backend(&redis).await.expect("connect")))
+        .presence_events(Duration::from_millis(50))
+        .build();
+    let c = Broker::builder()
+        .backend(Arc::new(backend(&redis).await.expect("connect")))
+        .presence_events(Duration::from_millis(50))
+        .build();
     let (b, _) = broker_with(config(&redis).presence_ttl(ttl)).await;
-    let sub = a.subscribe(Arc::new(Recorder::default()), SubscribeOptions::default());
+    let (watcher_a, watcher_c) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let options = SubscribeOptions {
+        presence: true,
+        ..SubscribeOptions::default()
+    };
+    let sub = a.subscribe(watcher_a.clone(), options.clone());
     sub.join("lobby", None).unwrap();
+    let sub_c = c.subscribe(watcher_c.clone(), options);
+    sub_c.join("lobby", None).unwrap();
     let start = Instant::now();
     loop {
         let members = b.presence("lobby").await.expect("presence");
-        if members.len() == 1 {
+        if members.len() == 2 {
             break;
         }
-        assert!(start.elapsed() < WAIT, "member never seen from B");
+        assert!(
+            start.elapsed() < WAIT,
+            "members never seen from B: {members:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Kept alive past its TTL while A lives.
+    // Kept alive past their TTL while their processes live.
     tokio::time::sleep(ttl * 2).await;
-    assert_eq!(b.presence("lobby").await.expect("presence").len(), 1);
+    assert_eq!(b.presence("lobby").await.expect("presence").len(), 2);
+
     // A member of a process that died: its expiry lies in the past.
     redis.command(&[
         "HSET",
@@ -435,12 +455,27 @@ async fn presence_is_shared_and_expires_without_refresh() {
     ]);
     redis.command(&["ZADD", "test:{lobby}:pexp", "1", "ghost"]);
     let members = b.presence("lobby").await.expect("presence");
-    assert_eq!(members.len(), 1, "{members:?}");
-    assert_ne!(&*members[0].id, "ghost");
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(members.iter().all(|m| &*m.id != "ghost"));
+    let left = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(_, data) if data.contains(r#""left":["ghost"]"#)))
+            .count()
+    };
+    for watcher in [&watcher_a, &watcher_c] {
+        watcher
+            .wait("the ghost's leave", |seen| left(seen) >= 1)
+            .await;
+    }
+    // Both processes sweep; the leave is reported once.
+    tokio::time::sleep(ttl).await;
+    assert_eq!(left(&watcher_a.seen()), 1);
+    assert_eq!(left(&watcher_c.seen()), 1);
     drop(sub);
+    drop(sub_c);
     let start = Instant::now();
     while !b.presence("lobby").await.expect("presence").is_empty() {
-        assert!(start.elapsed() < WAIT, "the member never left");
+        assert!(start.elapsed() < WAIT, "the members never left");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -187,6 +187,7 @@ struct Inner {
     publish: redis::Script,
     history: redis::Script,
     presence: redis::Script,
+    sweep: redis::Script,
     /// This process's members, refreshed in Redis until removed.
     members: Mutex<HashMap<MemberKey, String>>,
 }
@@ -206,6 +207,10 @@ impl Subscribed {
 
     fn remove(&self, channel: &str) {
         lock(&self.0).remove(channel);
+    }
+
+    fn channels(&self) -> Vec<String> {
+        lock(&self.0).keys().cloned().collect()
     }
 
     fn watch(&self, channel: &str) -> Option<tokio::sync::watch::Receiver<bool>> {
@@ -270,6 +275,7 @@ impl RedisBackend {
             publish: scripts::publish(),
             history: scripts::history(),
             presence: scripts::presence(),
+            sweep: scripts::sweep(),
             members: Mutex::new(HashMap::new()),
         });
         tokio::spawn(listener::run(
@@ -532,7 +538,7 @@ impl Backend for RedisBackend {
         let channel = channel.to_owned();
         Box::pin(async move {
             let mut connection = inner.commands.clone();
-            let flat: Vec<String> = inner
+            let stored: Vec<String> = inner
                 .timed(
                     inner
                         .presence
@@ -542,9 +548,9 @@ impl Backend for RedisBackend {
                         .invoke_async(&mut connection),
                 )
                 .await?;
-            let mut members: Vec<Member> = flat
-                .chunks(2)
-                .filter_map(|pair| member_from_json(pair.get(1)?))
+            let mut members: Vec<Member> = stored
+                .iter()
+                .filter_map(|json| member_from_json(json))
                 .collect();
             members.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(members)
@@ -610,7 +616,8 @@ fn member_from_json(json: &str) -> Option<Member> {
 }
 
 /// Keeps this process's members alive in Redis, every third of their TTL,
-/// until the backend is dropped.
+/// and sweeps the expired members of the channels it listens to (reporting
+/// each leave once), until the backend is dropped.
 async fn refresh_members(inner: std::sync::Weak<Inner>) {
     let period = match inner.upgrade() {
         Some(inner) => (inner.config.presence_ttl / 3).max(Duration::from_millis(100)),
@@ -625,9 +632,6 @@ async fn refresh_members(inner: std::sync::Weak<Inner>) {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if members.is_empty() {
-            continue;
-        }
         let expiry = now_ms() + inner.config.presence_ttl.as_millis() as u64;
         let mut pipe = redis::pipe();
         for ((channel, id), json) in &members {
@@ -638,10 +642,46 @@ async fn refresh_members(inner: std::sync::Weak<Inner>) {
                 .ignore();
         }
         let mut connection = inner.commands.clone();
-        if let Err(error) = inner.timed(pipe.query_async::<()>(&mut connection)).await {
-            tracing::warn!(%error, "presence refresh failed");
+        if !members.is_empty() {
+            if let Err(error) = inner.timed(pipe.query_async::<()>(&mut connection)).await {
+                tracing::warn!(%error, "presence refresh failed");
+            }
+        }
+        for channel in inner.subscribed.channels() {
+            sweep(&inner, &channel).await;
         }
     }
+}
+
+/// Removes `channel`'s expired members and reports them as left.
+async fn sweep(inner: &Inner, channel: &str) {
+    let mut connection = inner.commands.clone();
+    let gone: Result<Vec<String>, _> = inner
+        .timed(
+            inner
+                .sweep
+                .key(inner.config.key(channel, "pres"))
+                .key(inner.config.key(channel, "pexp"))
+                .arg(now_ms())
+                .invoke_async(&mut connection),
+        )
+        .await;
+    let Ok(mut gone) = gone else { return };
+    if gone.is_empty() {
+        return;
+    }
+    gone.sort();
+    tracing::info!(
+        channel,
+        members = gone.len(),
+        "presence expired (their process stopped)"
+    );
+    let json = serde_json::json!({ "channel": channel, "joined": [], "left": gone }).to_string();
+    let publication = Publication::new(json).event("presence");
+    let payload = format!("p {}", codec::encode(&publication));
+    let _ = inner
+        .timed(connection.publish::<_, _, ()>(inner.config.pubsub_channel(channel), payload))
+        .await;
 }
 
 #[cfg(test)]

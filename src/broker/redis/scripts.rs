@@ -56,9 +56,28 @@ return {meta[1], meta[2], entries}
     )
 }
 
-/// KEYS: presence hash, expiry set. ARGV: now (ms). Drops expired members,
-/// returns the rest as a flat `{id, json, …}` list.
+/// KEYS: presence hash, expiry set. ARGV: now (ms). The members whose
+/// expiry has not passed, as their JSON. Expired ones are left for the
+/// sweeper, which reports them.
 pub(super) fn presence() -> Script {
+    Script::new(
+        r"
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+local members = {}
+for _, id in ipairs(live) do
+  local member = redis.call('HGET', KEYS[1], id)
+  if member then table.insert(members, member) end
+end
+return members
+",
+    )
+}
+
+/// KEYS: presence hash, expiry set. ARGV: now (ms). Removes the members
+/// whose expiry passed (their process stopped refreshing them: it died) and
+/// returns their ids — to exactly one caller, however many processes sweep
+/// at once, so each leave is reported once.
+pub(super) fn sweep() -> Script {
     Script::new(
         r"
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -66,7 +85,7 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
 end
-return redis.call('HGETALL', KEYS[1])
+return expired
 ",
     )
 }
