@@ -401,6 +401,60 @@ async fn redis_restart_fails_fast_then_resets_once() {
     assert!(b_backend.is_listening());
 }
 
+/// A failover that lost acknowledged writes (simulated: the channel's
+/// offset set back, the pub/sub connection dropped as a failover does):
+/// the subscriber gets a reset, and the offsets handed out again are
+/// delivered — not skipped as already seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_writes_after_a_failover_reset_instead_of_being_skipped() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker(&redis).await;
+    let (b, _) = broker(&redis).await;
+    let on_b = Arc::new(Recorder::default());
+    let sub = b.subscribe(on_b.clone(), SubscribeOptions::default());
+    sub.join("ledger", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_range(&a, "ledger", 0..10).await;
+    on_b.wait("ten", |seen| seen.len() >= 10).await;
+    // The new primary never got offsets 6..=10.
+    redis.command(&["HSET", "test:{ledger}:meta", "s", "5"]);
+    redis.command(&["DEL", "test:{ledger}:log"]);
+    redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish_range(&a, "ledger", 10..13).await;
+    on_b.wait("a reset and the three new ones", |seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(..)))
+            .count()
+            >= 13
+    })
+    .await;
+    let seen = on_b.seen();
+    assert_eq!(
+        seen.iter().filter(|s| **s == Seen::Reset).count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(&on_b.messages()[10..], &expected(10..13)[..], "{seen:?}");
+    // And on: the offsets after the lost ones are not skipped either.
+    publish_range(&a, "ledger", 13..18).await;
+    on_b.wait("five more", |seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(..)))
+            .count()
+            >= 18
+    })
+    .await;
+    assert_eq!(
+        &on_b.messages()[10..],
+        &expected(10..18)[..],
+        "{:?}",
+        on_b.seen()
+    );
+}
+
 /// Presence lives in Redis: a member joined on A is seen from B and kept
 /// past its TTL while A refreshes it; a member whose process stopped
 /// refreshing it (its expiry passed) is not listed, and its leave is

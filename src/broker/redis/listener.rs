@@ -11,7 +11,7 @@
 //! window that neither the read nor pub/sub covers.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -62,6 +62,7 @@ pub(super) async fn run(
         config,
         inbox: None,
         channels: HashSet::new(),
+        seen: HashMap::new(),
     };
     let mut backoff = Duration::from_millis(50);
     let mut reconnecting = false;
@@ -77,6 +78,7 @@ pub(super) async fn run(
                 backoff = Duration::from_millis(50);
                 if reconnecting {
                     tracing::info!("Redis pub/sub reconnected; subscribers catch up");
+                    state.heal(&client).await;
                     // Whatever was published while away is in the history.
                     state.resync(None);
                 }
@@ -137,6 +139,8 @@ struct State {
     config: RedisConfig,
     inbox: Option<Inbox>,
     channels: HashSet<String>,
+    /// The last position delivered per channel (epoch, offset).
+    seen: HashMap<String, (String, u64)>,
 }
 
 impl State {
@@ -149,7 +153,45 @@ impl State {
                 self.channels.insert(channel);
             }
             Command::Unlisten(channel) => {
+                self.seen.remove(&channel);
                 self.channels.remove(&channel);
+            }
+        }
+    }
+
+    /// After a reconnection: a channel whose offset in Redis is behind what
+    /// was delivered under the same epoch lost writes (a failover); it gets
+    /// a fresh epoch, so every process resets instead of skipping the
+    /// offsets handed out again.
+    async fn heal(&self, client: &redis::Client) {
+        if self.seen.is_empty() {
+            return;
+        }
+        let timeout = self.config.timeout;
+        let Ok(Ok(mut connection)) =
+            tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await
+        else {
+            return;
+        };
+        let script = super::scripts::heal();
+        for (channel, (epoch, offset)) in &self.seen {
+            let fresh = super::fresh_epoch();
+            let healed = tokio::time::timeout(
+                timeout,
+                script
+                    .key(self.config.key(channel, "meta"))
+                    .key(self.config.key(channel, "log"))
+                    .arg(epoch)
+                    .arg(*offset)
+                    .arg(fresh.as_str())
+                    .invoke_async::<i64>(&mut connection),
+            )
+            .await;
+            if let Ok(Ok(1)) = healed {
+                tracing::warn!(
+                    channel,
+                    "Redis is behind what was delivered (writes lost in a failover?): new epoch"
+                );
             }
         }
     }
@@ -216,7 +258,7 @@ impl State {
         }
     }
 
-    fn deliver(&self, message: &redis::Msg) {
+    fn deliver(&mut self, message: &redis::Msg) {
         let name = message.get_channel_name();
         let Some(channel) = name
             .strip_prefix(self.config.prefix.as_str())
@@ -227,9 +269,20 @@ impl State {
         };
         let Some(inbox) = &self.inbox else { return };
         match codec::payload(channel, message.get_payload_bytes()) {
-            Some(Payload::Publication(message) | Payload::Ephemeral(message)) => {
+            Some(Payload::Publication(message)) => {
+                let position = message.position();
+                let newer = self.seen.get(channel).is_none_or(|(epoch, offset)| {
+                    epoch != position.epoch().as_str() || *offset < position.offset()
+                });
+                if newer {
+                    self.seen.insert(
+                        channel.to_owned(),
+                        (position.epoch().as_str().to_owned(), position.offset()),
+                    );
+                }
                 inbox.deliver(message);
             }
+            Some(Payload::Ephemeral(message)) => inbox.deliver(message),
             None => {
                 tracing::warn!(
                     channel,

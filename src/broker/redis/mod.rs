@@ -349,12 +349,7 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let config = &inner.config;
             let body = codec::encode(&publication);
-            let fresh_epoch = Epoch::from_number(getrandom::u64().unwrap_or_else(|_| {
-                // No OS randomness: the clock still tells epochs apart.
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            }));
+            let fresh_epoch = fresh_epoch();
             let meta_ttl = config.meta_ttl.max(config.history_age);
             let mut connection = inner.commands.clone();
             let (epoch, offset): (String, String) = inner
@@ -580,6 +575,17 @@ fn continuity(since: &Since, current: Option<&Position>, messages: Vec<Arc<Messa
     } else {
         History::Reset(messages)
     }
+}
+
+/// An epoch for a channel that starts one: random, so that no epoch a client
+/// may still hold comes back.
+fn fresh_epoch() -> Epoch {
+    Epoch::from_number(getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: the clock still tells epochs apart.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    }))
 }
 
 fn position(epoch: &str, offset: &str) -> Option<Position> {

@@ -56,6 +56,25 @@ return {meta[1], meta[2], entries}
     )
 }
 
+/// KEYS: meta, log. ARGV: the epoch and offset a process saw last, a fresh
+/// epoch. When Redis is behind what was seen under that same epoch — a
+/// failover lost writes the old primary had acknowledged — starts the
+/// fresh epoch (and drops the log): the offsets handed out again must not
+/// pass for ones already delivered. Returns 1 when it did.
+pub(super) fn heal() -> Script {
+    Script::new(
+        r"
+local meta = redis.call('HMGET', KEYS[1], 'e', 's')
+if meta[1] == ARGV[1] and meta[2] and tonumber(meta[2]) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'e', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+",
+    )
+}
+
 /// KEYS: presence hash, expiry set. ARGV: now (ms). The members whose
 /// expiry has not passed, as their JSON. Expired ones are left for the
 /// sweeper, which reports them.
