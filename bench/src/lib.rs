@@ -15,8 +15,10 @@
 //! - `state`: the keyed-state run (`state_fanout`): SSE subscribers of one
 //!   `rill::state` group rebuilding its state, and the hub fan-out peer.
 //!
-//! The binaries are `loadgen` (the suite) and the two comparison servers,
-//! `axum_server` and `hyper_server`.
+//! The binaries are `loadgen` (the suite), the two comparison servers,
+//! `axum_server` and `hyper_server`, and `redis_bench` (issue 13: rill's
+//! broker on its Redis backend against `redis-benchmark` and the in-memory
+//! broker).
 
 #![deny(missing_docs, missing_debug_implementations)]
 
