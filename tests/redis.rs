@@ -533,3 +533,46 @@ async fn presence_is_shared_and_a_dead_process_members_leave_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A hub's stats on Redis count every process: each reports its figures
+/// every second, and `cluster_stats` sums them (`nodes` says how many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_stats_count_every_process() {
+    use rill::{hub::Hub, sse::Event};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let hub = |backend: RedisBackend| Hub::builder().backend(Arc::new(backend)).build();
+    let a = hub(RedisBackend::connect(config(&redis))
+        .await
+        .expect("connect"));
+    let b = hub(RedisBackend::connect(config(&redis))
+        .await
+        .expect("connect"));
+    let recorder = Arc::new(Recorder::default());
+    let sub = b
+        .broker()
+        .subscribe(recorder.clone(), SubscribeOptions::default());
+    sub.join("metrics", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..3 {
+        a.publish("metrics", Event::data(format!("m{n}")))
+            .await
+            .expect("publish");
+    }
+    recorder.wait("three", |seen| seen.len() >= 3).await;
+    let start = Instant::now();
+    let stats = loop {
+        let stats = a.cluster_stats(true).await.expect("stats");
+        if stats.nodes == Some(2) && stats.delivered >= 3 {
+            break stats;
+        }
+        assert!(start.elapsed() < WAIT, "never both nodes: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats.published, 3, "{stats:?}");
+    assert_eq!(stats.channels, vec![("metrics".to_owned(), 1)], "{stats:?}");
+    assert!(stats.to_json().contains(r#""nodes":2"#));
+    // B's own view counts itself only.
+    assert_eq!(b.stats(true).published, 0);
+}

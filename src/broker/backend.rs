@@ -222,6 +222,26 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The members of `channel` now.
     fn presence(&self, channel: &str) -> BoxFuture<Result<Vec<Member>, BackendError>>;
+
+    /// Whether other processes share this backend (then a hub reports its
+    /// figures with [`report_stats`](Self::report_stats) and sums everyone's
+    /// for its stats). The default: no, the backend is this process's own.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Records this process's figures (a JSON object) under `node`, for
+    /// [`stats_reports`](Self::stats_reports) on every process; kept a few
+    /// seconds unless reported again. The default keeps nothing.
+    fn report_stats(&self, node: &str, json: String) {
+        let _ = (node, json);
+    }
+
+    /// The figures every process reported recently, its own included. The
+    /// default: none.
+    fn stats_reports(&self) -> BoxFuture<Result<Vec<String>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// A broker's inbox: where its backend delivers messages and reports lost

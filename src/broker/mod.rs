@@ -522,6 +522,11 @@ impl Default for Broker {
 }
 
 impl Broker {
+    /// The backend this broker runs on.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.registry.backend
+    }
+
     /// A broker with the defaults and the in-memory backend.
     ///
     /// # Example

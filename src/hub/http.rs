@@ -54,6 +54,16 @@ impl Hub {
                 move |_ctx: Context| {
                     let hub = hub.clone();
                     async move {
+                        if hub.inner.broker.backend().shared() {
+                            // Every process's figures, summed.
+                            return match hub.cluster_stats(true).await {
+                                Ok(stats) => Response::json(&stats),
+                                Err(error) => Response::json(
+                                    &serde_json::json!({ "error": error.to_string() }),
+                                )
+                                .with_status(StatusCode::SERVICE_UNAVAILABLE),
+                            };
+                        }
                         // Walking many channels is CPU work: off the
                         // runtime's threads.
                         match tokio::task::spawn_blocking(move || hub.stats(true).to_json()).await {

@@ -13,6 +13,7 @@
 //!
 //! See [`docs/hub.md`](crate::guides::hub).
 
+mod cluster;
 mod http;
 mod sink;
 mod stats;
@@ -205,6 +206,8 @@ pub struct Hub {
 
 struct HubInner {
     broker: Broker,
+    /// This process's name in the stats of a shared backend.
+    node: Arc<str>,
     queue: usize,
     slow: SlowConsumer,
     heartbeat: Duration,
@@ -1207,7 +1210,7 @@ impl HubBuilder {
     /// # Ok(()) }
     /// ```
     pub fn build(self) -> Hub {
-        Hub {
+        let hub = Hub {
             inner: Arc::new(HubInner {
                 broker: self.broker.build(),
                 queue: self.queue,
@@ -1224,8 +1227,11 @@ impl HubBuilder {
                 metadata_from_query: self.metadata_from_query,
                 http_broadcast: self.http_broadcast,
                 connections: AtomicUsize::new(0),
+                node: cluster::node_name(),
             }),
-        }
+        };
+        hub.start_reporting();
+        hub
     }
 }
 

@@ -57,6 +57,10 @@ pub struct HubStats {
     pub slow_disconnects: u64,
     /// Resets sent to subscribers that could not be continued.
     pub resets: u64,
+    /// How many processes these figures count, when they were summed over
+    /// a shared backend ([`Hub::cluster_stats`](super::Hub::cluster_stats));
+    /// `None` for this process's own.
+    pub nodes: Option<usize>,
 }
 
 impl HubStats {
@@ -76,7 +80,41 @@ impl HubStats {
             dropped: broker.dropped,
             slow_disconnects: broker.slow_disconnects,
             resets: broker.resets,
+            nodes: None,
         }
+    }
+
+    /// The report a process shares: these figures and its name.
+    pub(super) fn to_report(&self, node: &str) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("node".to_owned(), serde_json::Value::from(node));
+        }
+        value.to_string()
+    }
+
+    /// A report back: the process's name and its figures.
+    pub(super) fn from_report(json: &str) -> Option<(String, HubStats)> {
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+        let channels = value
+            .get("channels")?
+            .as_object()?
+            .iter()
+            .filter_map(|(name, n)| Some((name.clone(), usize::try_from(n.as_u64()?).ok()?)))
+            .collect();
+        let stats = HubStats {
+            connections: usize::try_from(count("connections")?).ok()?,
+            channel_count: usize::try_from(count("channel_count")?).ok()?,
+            channels,
+            published: count("published")?,
+            delivered: count("delivered")?,
+            dropped: count("dropped")?,
+            slow_disconnects: count("slow_disconnects")?,
+            resets: count("resets")?,
+            nodes: None,
+        };
+        Some((value.get("node")?.as_str()?.to_owned(), stats))
     }
 
     /// The stats as compact JSON, keys in alphabetical order (what
@@ -127,22 +165,8 @@ impl HubStats {
     /// # }
     /// ```
     pub fn to_json(&self) -> String {
-        let channels: serde_json::Map<String, serde_json::Value> = self
-            .channels
-            .iter()
-            .map(|(name, n)| (name.clone(), serde_json::Value::from(*n)))
-            .collect();
-        serde_json::json!({
-            "connections": self.connections,
-            "channel_count": self.channel_count,
-            "channels": channels,
-            "published": self.published,
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-            "slow_disconnects": self.slow_disconnects,
-            "resets": self.resets,
-        })
-        .to_string()
+        // Strings, numbers and a map of them always serialize.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -168,6 +192,9 @@ impl serde::Serialize for HubStats {
         map.serialize_entry("connections", &self.connections)?;
         map.serialize_entry("delivered", &self.delivered)?;
         map.serialize_entry("dropped", &self.dropped)?;
+        if let Some(nodes) = self.nodes {
+            map.serialize_entry("nodes", &nodes)?;
+        }
         map.serialize_entry("published", &self.published)?;
         map.serialize_entry("resets", &self.resets)?;
         map.serialize_entry("slow_disconnects", &self.slow_disconnects)?;
@@ -179,20 +206,41 @@ impl serde::Serialize for HubStats {
 mod tests {
     use super::*;
 
-    #[test]
-    fn serialize_writes_what_to_json_writes() {
-        let stats = HubStats {
+    fn sample() -> HubStats {
+        HubStats {
             connections: 2,
             channel_count: 1,
-            channels: vec![("b".into(), 3), ("a".into(), 1)],
+            channels: vec![("a".into(), 1), ("b".into(), 3)],
             published: 5,
             delivered: 7,
             dropped: 0,
             slow_disconnects: 1,
             resets: 0,
-        };
-        let via_serde: serde_json::Value = serde_json::to_value(&stats).unwrap();
-        let via_to_json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
-        assert_eq!(via_serde, via_to_json);
+            nodes: None,
+        }
+    }
+
+    #[test]
+    fn json_is_one_shape_with_nodes_only_when_summed() {
+        let mut stats = sample();
+        assert_eq!(
+            stats.to_json(),
+            r#"{"channel_count":1,"channels":{"a":1,"b":3},"connections":2,"delivered":7,"dropped":0,"published":5,"resets":0,"slow_disconnects":1}"#
+        );
+        stats.nodes = Some(3);
+        assert!(stats
+            .to_json()
+            .contains(r#""dropped":0,"nodes":3,"published":5"#));
+    }
+
+    #[test]
+    fn a_report_comes_back_as_it_went() {
+        let report = sample().to_report("n1");
+        assert_eq!(
+            HubStats::from_report(&report),
+            Some(("n1".to_owned(), sample()))
+        );
+        assert_eq!(HubStats::from_report("{}"), None);
+        assert_eq!(HubStats::from_report("not json"), None);
     }
 }

@@ -528,6 +528,54 @@ impl Backend for RedisBackend {
         });
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn report_stats(&self, node: &str, json: String) {
+        let inner = self.inner.clone();
+        let (stats, expiry) = self.stats_keys();
+        let node = node.to_owned();
+        spawn(async move {
+            let until = now_ms() + REPORT_TTL.as_millis() as u64;
+            let mut pipe = redis::pipe();
+            pipe.hset(&stats, &node, json).zadd(&expiry, &node, until);
+            // Reports of processes gone for good are dropped, not kept forever.
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(&expiry)
+                .arg("-inf")
+                .arg(now_ms());
+            let mut connection = inner.commands.clone();
+            let gone: Result<((), (), Vec<String>), _> =
+                inner.timed(pipe.query_async(&mut connection)).await;
+            if let Ok((_, _, gone)) = gone {
+                if !gone.is_empty() {
+                    let mut pipe = redis::pipe();
+                    pipe.hdel(&stats, &gone).zrem(&expiry, &gone);
+                    let _ = inner.timed(pipe.query_async::<()>(&mut connection)).await;
+                }
+            }
+        });
+    }
+
+    fn stats_reports(&self) -> BoxFuture<Result<Vec<String>, BackendError>> {
+        let inner = self.inner.clone();
+        let (stats, expiry) = self.stats_keys();
+        Box::pin(async move {
+            let mut connection = inner.commands.clone();
+            inner
+                .timed(
+                    inner
+                        .presence
+                        .key(stats)
+                        .key(expiry)
+                        .arg(now_ms())
+                        .invoke_async(&mut connection),
+                )
+                .await
+        })
+    }
+
     fn presence(&self, channel: &str) -> BoxFuture<Result<Vec<Member>, BackendError>> {
         let inner = self.inner.clone();
         let channel = channel.to_owned();
@@ -552,6 +600,16 @@ impl Backend for RedisBackend {
         })
     }
 }
+
+impl RedisBackend {
+    fn stats_keys(&self) -> (String, String) {
+        let prefix = &self.inner.config.prefix;
+        (format!("{prefix}nodes:stats"), format!("{prefix}nodes:exp"))
+    }
+}
+
+/// How long a process's stats report counts without a newer one.
+const REPORT_TTL: Duration = Duration::from_secs(5);
 
 /// Whether a history read continues from `since`: the same epoch, and the
 /// first message right after the position (or nothing newer exists).
