@@ -81,6 +81,14 @@ impl RedisConfig {
     /// presence members expiring 60 s after their process stopped
     /// refreshing them, commands failing after 1 s without an answer, the
     /// pub/sub connection probed after 5 s of silence.
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379/0");
+    /// assert_eq!(config.url(), "redis://127.0.0.1:6379/0");
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
@@ -95,12 +103,29 @@ impl RedisConfig {
     }
 
     /// The Redis URL.
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// let url = std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+    /// assert!(RedisConfig::new(url).url().starts_with("redis://"));
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Prefixes every key and pub/sub channel (lucky-sse's `redis_prefix`):
     /// apps sharing a Redis keep apart.
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // Staging and production on one Redis, apart.
+    /// let staging = RedisConfig::new("redis://127.0.0.1:6379").prefix("staging:");
+    /// # let _ = staging;
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -108,12 +133,29 @@ impl RedisConfig {
 
     /// Messages kept per channel for resuming clients (0: none — every
     /// resume is a reset).
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // A ticker whose clients only ever want the latest 100 prices back.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").history(100);
+    /// # let _ = config;
+    /// ```
     pub fn history(mut self, messages: usize) -> Self {
         self.history = messages;
         self
     }
 
     /// How long a channel's history is kept after its last publication.
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").history_age(Duration::from_secs(600));
+    /// # let _ = config;
+    /// ```
     pub fn history_age(mut self, age: Duration) -> Self {
         self.history_age = age;
         self
@@ -122,6 +164,15 @@ impl RedisConfig {
     /// How long a channel's epoch and offset are kept after its last
     /// publication; a channel published to after that starts a new epoch.
     /// Kept at least as long as the history.
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // Ids stay continuous across a month of quiet.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").meta_ttl(Duration::from_secs(30 * 86_400));
+    /// # let _ = config;
+    /// ```
     pub fn meta_ttl(mut self, ttl: Duration) -> Self {
         self.meta_ttl = ttl;
         self
@@ -129,6 +180,15 @@ impl RedisConfig {
 
     /// How long a member stays present once its process stops refreshing it
     /// (a process refreshes its members every third of this).
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // Leaves of a crashed process show within 15 s.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").presence_ttl(Duration::from_secs(15));
+    /// # let _ = config;
+    /// ```
     pub fn presence_ttl(mut self, ttl: Duration) -> Self {
         self.presence_ttl = ttl;
         self
@@ -136,6 +196,15 @@ impl RedisConfig {
 
     /// How long a command may wait for Redis before it fails (a publish
     /// then fails with [`BackendError::Unavailable`]).
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // A publish fails after 200 ms rather than hold the request up.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").timeout(Duration::from_millis(200));
+    /// # let _ = config;
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -143,6 +212,15 @@ impl RedisConfig {
 
     /// How long the pub/sub connection may stay silent before rill pings it
     /// (and reconnects when the ping goes unanswered).
+    ///
+    /// ```
+    /// use rill::broker::RedisConfig;
+    /// use std::time::Duration;
+    ///
+    /// // Behind a load balancer that cuts idle connections after 10 s.
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").probe(Duration::from_secs(4));
+    /// # let _ = config;
+    /// ```
     pub fn probe(mut self, interval: Duration) -> Self {
         self.probe = interval;
         self
@@ -248,6 +326,18 @@ impl RedisBackend {
     ///
     /// [`BackendError::Unavailable`] when the URL is invalid or Redis does
     /// not answer within the [timeout](RedisConfig::timeout).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use rill::broker::{BackendError, RedisBackend, RedisConfig};
+    /// use std::time::Duration;
+    ///
+    /// // Nothing listens on port 1: the error says so, at once.
+    /// let config = RedisConfig::new("redis://127.0.0.1:1").timeout(Duration::from_millis(200));
+    /// let refused = RedisBackend::connect(config).await;
+    /// assert!(matches!(refused, Err(BackendError::Unavailable(_))));
+    /// # }
+    /// ```
     pub async fn connect(config: RedisConfig) -> Result<RedisBackend, BackendError> {
         let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -285,7 +375,17 @@ impl RedisBackend {
         Ok(RedisBackend { inner })
     }
 
-    /// Whether rill's pub/sub connection is up and subscribed now.
+    /// Whether rill's pub/sub connection is up and subscribed now (for a
+    /// health check: `false` while it reconnects).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), rill::broker::BackendError> {
+    /// use rill::broker::{RedisBackend, RedisConfig};
+    ///
+    /// let redis = RedisBackend::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+    /// let healthy = redis.is_listening();
+    /// # let _ = healthy; Ok(()) }
+    /// ```
     pub fn is_listening(&self) -> bool {
         self.inner.listening.load(Ordering::Acquire)
     }
