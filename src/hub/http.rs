@@ -15,7 +15,9 @@ impl Hub {
     ///   only with
     ///   [`metadata_from_query`](super::HubBuilder::metadata_from_query);
     /// * `GET <path>/stats` — [`HubStats`](super::HubStats) as JSON, with
-    ///   subscribers per channel for the busiest channels;
+    ///   subscribers per channel for the busiest channels; on a shared
+    ///   backend (Redis) summed over every process, with `"nodes"`
+    ///   ([`Hub::cluster_stats`]); `?local=1` for this process alone;
     /// * `POST <path>/broadcast` — only with
     ///   [`http_broadcast(true)`](super::HubBuilder::http_broadcast): a JSON
     ///   body `{"channel": "…", "event": "…", "data": …, "filter": {"k": "v"}}`
@@ -51,10 +53,11 @@ impl Hub {
             })
             .get(&format!("{base}/stats"), {
                 let hub = self.clone();
-                move |_ctx: Context| {
+                move |ctx: Context| {
                     let hub = hub.clone();
+                    let local = ctx.query("local").is_some_and(|v| v == "1" || v == "true");
                     async move {
-                        if hub.inner.broker.backend().shared() {
+                        if hub.inner.broker.backend().shared() && !local {
                             // Every process's figures, summed.
                             return match hub.cluster_stats(true).await {
                                 Ok(stats) => Response::json(&stats),

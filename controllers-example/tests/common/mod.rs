@@ -172,7 +172,7 @@ pub async fn wait_for_subscriber(addr: SocketAddr, channel: &str) {
     let wanted = format!("{}:1", json_string(channel));
     let mut last = String::new();
     for _ in 0..500 {
-        let (status, body) = http(addr, "GET", "/hub/stats", "").await;
+        let (status, body) = http(addr, "GET", "/hub/stats?local=1", "").await;
         assert_eq!(status, 200, "{body}");
         if body.contains(&wanted) {
             return;

@@ -13,7 +13,8 @@
 //!   each one against the last offset it delivered: a gap puts the
 //!   channel's subscribers into catching up from the history.
 //! * **Never lose silently.** The pub/sub connection is rill's own: when it
-//!   drops (or stays silent past a probe), rill reconnects, resubscribes,
+//!   drops — or stays silent and a `PING` goes unanswered; a Redis killed
+//!   with `kill -9` is noticed that way — rill reconnects, resubscribes,
 //!   and then has every subscriber catch up from the history — exactly
 //!   once, or with a reset when the history no longer reaches back. While
 //!   Redis is unreachable, [`publish`](crate::broker::Broker::publish) fails
@@ -80,7 +81,8 @@ impl RedisConfig {
     /// hour, a channel's epoch kept 7 days after its last publication,
     /// presence members expiring 60 s after their process stopped
     /// refreshing them, commands failing after 1 s without an answer, the
-    /// pub/sub connection probed after 5 s of silence.
+    /// pub/sub connection probed after 1 s of silence (a Redis that died
+    /// does not always close it: the probe is what notices).
     ///
     /// ```
     /// use rill::broker::RedisConfig;
@@ -98,7 +100,7 @@ impl RedisConfig {
             meta_ttl: Duration::from_secs(7 * 24 * 3_600),
             presence_ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(1),
-            probe: Duration::from_secs(5),
+            probe: Duration::from_secs(1),
         }
     }
 
