@@ -1,7 +1,10 @@
 //! What the client tests share: the app served on 127.0.0.1:0, node
 //! scripts from `tests/js` run with a time limit, a raw HTTP/1.1 request,
-//! the hub's HTTP endpoints, and the JSON bits the scripts print.
+//! the hub's HTTP endpoints, and the JSON bits the scripts print; in
+//! [`nodes`], example processes on a redis-server of the test's own.
 #![allow(dead_code)]
+
+pub mod nodes;
 
 use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 use tokio::{
