@@ -576,3 +576,55 @@ async fn hub_stats_count_every_process() {
     // B's own view counts itself only.
     assert_eq!(b.stats(true).published, 0);
 }
+
+/// Detached publishes (ActionCable's `broadcast`) reach Redis in the order
+/// they were made — also right after Redis lost its script cache, and with
+/// several publishers bursting at once on their own channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_publishes_keep_their_order() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker(&redis).await;
+    let (b, _) = broker(&redis).await;
+    let channels: Vec<String> = (0..6).map(|i| format!("burst{i}")).collect();
+    let recorders: Vec<Arc<Recorder>> = channels
+        .iter()
+        .map(|_| Arc::new(Recorder::default()))
+        .collect();
+    let subs: Vec<_> = channels
+        .iter()
+        .zip(&recorders)
+        .map(|(channel, recorder)| {
+            let sub = b.subscribe(recorder.clone(), SubscribeOptions::default());
+            sub.join(channel, None).unwrap();
+            sub
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // As after a restart: no script cached.
+    assert_eq!(redis.command(&["SCRIPT", "FLUSH"]).as_deref(), Some("+OK"));
+    let bursts: Vec<_> = channels
+        .iter()
+        .map(|channel| {
+            let (a, channel) = (a.clone(), channel.clone());
+            tokio::spawn(async move {
+                for n in 0..300u32 {
+                    a.publish_detached(&channel, Publication::new(format!("m{n}")))
+                        .expect("queued");
+                    if n % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for burst in bursts {
+        burst.await.unwrap();
+    }
+    for recorder in &recorders {
+        recorder.wait("all 300", |seen| seen.len() >= 300).await;
+        assert_eq!(recorder.messages(), expected(0..300));
+    }
+    drop(subs);
+}

@@ -28,6 +28,7 @@
 
 mod codec;
 mod listener;
+mod publisher;
 mod scripts;
 
 use std::{
@@ -258,13 +259,14 @@ pub struct RedisBackend {
 struct Inner {
     config: RedisConfig,
     commands: ConnectionManager,
+    /// The ordered, pipelined publisher (`publisher.rs`).
+    publisher: mpsc::UnboundedSender<publisher::Job>,
     listener: mpsc::UnboundedSender<Command>,
     /// Set by the listener while its connection is up and subscribed.
     listening: Arc<AtomicBool>,
     /// Channels listened to, and whether their SUBSCRIBE is confirmed.
     subscribed: Subscribed,
     inbox: OnceLock<Inbox>,
-    publish: redis::Script,
     history: redis::Script,
     presence: redis::Script,
     sweep: redis::Script,
@@ -355,16 +357,23 @@ impl RedisBackend {
         .map_err(|_| BackendError::Unavailable("Redis did not answer in time".into()))?
         .map_err(unavailable)?;
         let (listener, receiver) = mpsc::unbounded_channel();
+        let (publisher, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(publisher::run(
+            config.clone(),
+            commands.clone(),
+            scripts::publish(),
+            jobs,
+        ));
         let listening = Arc::new(AtomicBool::new(false));
         let subscribed = Subscribed::default();
         let inner = Arc::new(Inner {
             config: config.clone(),
             commands,
+            publisher,
             listener,
             listening: listening.clone(),
             subscribed: subscribed.clone(),
             inbox: OnceLock::new(),
-            publish: scripts::publish(),
             history: scripts::history(),
             presence: scripts::presence(),
             sweep: scripts::sweep(),
@@ -429,10 +438,6 @@ impl Inner {
         };
         let _ = tokio::time::timeout(self.config.timeout, confirmed.wait_for(|yes| *yes)).await;
     }
-
-    fn seconds(duration: Duration) -> u64 {
-        duration.as_secs().max(u64::from(!duration.is_zero()))
-    }
 }
 
 impl Backend for RedisBackend {
@@ -446,35 +451,24 @@ impl Backend for RedisBackend {
         channel: &str,
         publication: Publication,
     ) -> BoxFuture<Result<Position, PublishError>> {
-        let inner = self.inner.clone();
-        let channel = channel.to_owned();
+        // Queued now, before the future is polled: publications reach
+        // Redis in the order of these calls (see `publisher`).
+        let (reply, placed) = tokio::sync::oneshot::channel();
+        let job = publisher::Job {
+            channel: channel.to_owned(),
+            body: codec::encode(&publication),
+            epoch: fresh_epoch().as_str().to_owned(),
+            reply,
+        };
+        let queued = self.inner.publisher.send(job).is_ok();
         Box::pin(async move {
-            let config = &inner.config;
-            let body = codec::encode(&publication);
-            let fresh_epoch = fresh_epoch();
-            let meta_ttl = config.meta_ttl.max(config.history_age);
-            let mut connection = inner.commands.clone();
-            let (epoch, offset): (String, String) = inner
-                .timed(
-                    inner
-                        .publish
-                        .key(config.key(&channel, "meta"))
-                        .key(config.key(&channel, "log"))
-                        .arg(config.pubsub_channel(&channel))
-                        .arg(body)
-                        .arg(fresh_epoch.as_str())
-                        .arg(config.history)
-                        .arg(Inner::seconds(config.history_age))
-                        .arg(Inner::seconds(meta_ttl))
-                        .invoke_async(&mut connection),
-                )
-                .await
-                .map_err(PublishError::Backend)?;
-            position(&epoch, &offset).ok_or_else(|| {
-                PublishError::Backend(BackendError::Unavailable(
-                    format!("Redis answered an invalid position {epoch:?} {offset:?}").into(),
-                ))
-            })
+            if !queued {
+                return Err(PublishError::Backend(BackendError::Detached));
+            }
+            match placed.await {
+                Ok(result) => result.map_err(PublishError::Backend),
+                Err(_) => Err(PublishError::Backend(BackendError::Detached)),
+            }
         })
     }
 
