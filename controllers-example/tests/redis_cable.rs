@@ -103,29 +103,13 @@ async fn actioncable_spans_processes_on_redis_with_the_official_clients() {
         assert_eq!(facts["received"], 200, "{burst}: {facts}");
         assert_eq!(facts["missing"], 0, "{burst}: {facts}");
         assert_eq!(facts["duplicates"], 0, "{burst}: {facts}");
-        eprintln!("{burst} (order not asserted): {facts}");
     }
-    // Not asserted: the order of the pipelined bursts, which Redis does
-    // not keep. `POST /cable/broadcast` publishes detached
-    // (`Cable::broadcast_json` → `Broker::publish_detached` in
-    // src/broker/mod.rs): the order is fixed only if the backend's future
-    // queues its command on the first poll; otherwise each publication finishes on a
-    // task of its own and Redis assigns offsets in whatever order those
-    // tasks run. `RedisBackend::publish` (src/broker/redis/mod.rs) often
-    // does not queue on the first poll:
-    // * the first burst is the cable's first publications on a fresh
-    //   Redis: every EVALSHA of the publish script gets NOSCRIPT and each
-    //   task loads the script and retries on its own (redis-rs
-    //   `ScriptInvocation::invoke_async`); seen every run (8, 9, 1, 2, …).
-    //   The same follows a Redis restart or `SCRIPT FLUSH`;
-    // * the second burst (script cached) under CPU load: the multiplexed
-    //   connection's request buffer (50) fills, sends wait, and the woken
-    //   tasks push in any order (seen with six runs in parallel: 176
-    //   between 136 and 137).
-    // Subscribers get Redis's order, so they see the broadcasts out of
-    // order. Once fixed in src/, assert both:
-    // assert_exactly_once_in_order(&rails["firstBurst"], 200, "the first burst");
-    // assert_exactly_once_in_order(&rails["secondBurst"], 200, "the second burst");
+    // In the order they were posted: `POST /cable/broadcast` publishes
+    // detached, and the Redis backend queues each publication when it is
+    // made — the first burst also right after a fresh Redis, whose script
+    // cache is empty (NOSCRIPT, loaded once, resent in order).
+    assert_exactly_once_in_order(&rails["firstBurst"], 200, "the first burst");
+    assert_exactly_once_in_order(&rails["secondBurst"], 200, "the second burst");
 
     // b. `@anycable/web`, extended protocol: B, then C without the
     // session, then C with it.
