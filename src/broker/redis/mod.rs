@@ -544,13 +544,12 @@ impl Backend for RedisBackend {
             if let Some(current) = &current {
                 for (id, fields) in entries {
                     let offset = id.split('-').next().and_then(|o| o.parse::<u64>().ok());
-                    let publication = fields.get("d").and_then(|body| codec::decode(body));
-                    match (offset, publication) {
-                        (Some(offset), Some(publication)) => messages.push(Arc::new(Message::new(
-                            channel.clone(),
-                            Position::new(current.epoch().clone(), offset),
-                            publication,
-                        ))),
+                    let message = offset.and_then(|offset| {
+                        let position = Position::new(current.epoch().clone(), offset);
+                        codec::message(&channel, position, fields.get("d")?)
+                    });
+                    match message {
+                        Some(message) => messages.push(Arc::new(message)),
                         _ => tracing::warn!(%channel, %id, "unreadable history entry skipped"),
                     }
                 }
