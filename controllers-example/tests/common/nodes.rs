@@ -9,10 +9,10 @@
 //! with `CI=true`, where it fails.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader},
     net::{SocketAddr, TcpListener},
     process::{Child, ChildStdout, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// How long the harness waits for a process to come up.
@@ -28,93 +28,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A redis-server of this test's own, stopped by its PID.
-pub struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    /// A running redis-server, or `None` (after a loud skip message) when
-    /// none is installed; with `CI=true` a missing one fails the test.
-    pub fn start() -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server is missing: run scripts/setup-test-deps.sh"
-            );
-            eprintln!(
-                "SKIPPED: redis-server not installed (scripts/setup-test-deps.sh installs it)"
-            );
-            return None;
-        }
-        let mut redis = Redis {
-            child: None,
-            port: free_port(),
-        };
-        redis.launch();
-        Some(redis)
-    }
-
-    /// Starts (or restarts, after [`kill`](Self::kill)) the server on its
-    /// port, empty, and waits for its `PONG`.
-    pub fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let start = Instant::now();
-        while self.command(&["PING"]).as_deref() != Some("+PONG") {
-            assert!(start.elapsed() < WAIT, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// One command; the first line of the reply (`+PONG`, `:3`, …).
-    pub fn command(&self, args: &[&str]) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut buf = [0u8; 512];
-        let n = stream.read(&mut buf).ok()?;
-        Some(
-            String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .next()?
-                .to_owned(),
-        )
-    }
-
-    /// Stops the server (`SIGKILL` to its own child).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+#[path = "../../../tests/support/redis_server.rs"]
+mod redis_server;
+/// A redis-server of the test's own (tests/support/redis_server.rs).
+pub use redis_server::RedisServer as Redis;
 
 /// One example process on Redis (`--redis URL --redis-prefix nodes:
 /// --cable-secret CABLE_SECRET`), on a port of its own.
