@@ -73,7 +73,9 @@ pub(super) async fn run(
                 // Only what this connection subscribed: a Listen still in
                 // the queue is confirmed when it is served.
                 for channel in &state.channels {
-                    subscribed.set(Some(channel), true);
+                    if subscribed.set(Some(channel), true) && !reconnecting {
+                        state.resync(Some(channel));
+                    }
                 }
                 backoff = Duration::from_millis(50);
                 if reconnecting {
@@ -84,7 +86,7 @@ pub(super) async fn run(
                 }
                 let ended = state.serve(sink, stream, &mut commands, &subscribed).await;
                 listening.store(false, Ordering::Release);
-                subscribed.set(None, false);
+                let _ = subscribed.set(None, false);
                 if let Ended::Dropped = ended {
                     return;
                 }
@@ -240,10 +242,11 @@ impl State {
                     if !matches!(done, Ok(Ok(()))) {
                         return Ended::Lost;
                     }
-                    if subscribe {
-                        // Position and history reads of the channel waited
-                        // for this: from here pub/sub brings the rest.
-                        subscribed.set(Some(&channel), true);
+                    // Position and history reads of the channel waited for
+                    // this: from here pub/sub brings the rest. A read that
+                    // could not wait is repaired from the history.
+                    if subscribe && subscribed.set(Some(&channel), true) {
+                        self.resync(Some(&channel));
                     }
                 }
                 () = tokio::time::sleep_until(probe_at) => {

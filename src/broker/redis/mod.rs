@@ -278,13 +278,24 @@ struct Inner {
 /// is confirmed on the current pub/sub connection (shared with the
 /// listener, which confirms them).
 #[derive(Clone, Default)]
-pub(super) struct Subscribed(Arc<Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>>);
+pub(super) struct Subscribed(Arc<Mutex<HashMap<String, Confirmation>>>);
+
+/// One listened channel's SUBSCRIBE: confirmed yet, and whether a read went
+/// ahead without waiting for it (then the channel's subscribers catch up
+/// once it is confirmed: what was published in between is in the history).
+struct Confirmation {
+    confirmed: tokio::sync::watch::Sender<bool>,
+    read_ahead: Arc<AtomicBool>,
+}
 
 impl Subscribed {
     fn add(&self, channel: &str) {
         lock(&self.0)
             .entry(channel.to_owned())
-            .or_insert_with(|| tokio::sync::watch::channel(false).0);
+            .or_insert_with(|| Confirmation {
+                confirmed: tokio::sync::watch::channel(false).0,
+                read_ahead: Arc::default(),
+            });
     }
 
     fn remove(&self, channel: &str) {
@@ -295,25 +306,34 @@ impl Subscribed {
         lock(&self.0).keys().cloned().collect()
     }
 
-    fn watch(&self, channel: &str) -> Option<tokio::sync::watch::Receiver<bool>> {
+    fn watch(
+        &self,
+        channel: &str,
+    ) -> Option<(tokio::sync::watch::Receiver<bool>, Arc<AtomicBool>)> {
         lock(&self.0)
             .get(channel)
-            .map(tokio::sync::watch::Sender::subscribe)
+            .map(|c| (c.confirmed.subscribe(), c.read_ahead.clone()))
     }
 
-    /// Marks `channel` (or every channel) confirmed or not.
-    pub(super) fn set(&self, channel: Option<&str>, confirmed: bool) {
+    /// Marks `channel` (or every channel) confirmed or not. For a channel
+    /// confirmed after a read went ahead of it, whether to catch its
+    /// subscribers up now.
+    pub(super) fn set(&self, channel: Option<&str>, confirmed: bool) -> bool {
         let map = lock(&self.0);
         match channel {
-            Some(channel) => {
-                if let Some(sender) = map.get(channel) {
-                    sender.send_replace(confirmed);
+            Some(channel) => match map.get(channel) {
+                Some(c) => {
+                    c.confirmed.send_replace(confirmed);
+                    confirmed && c.read_ahead.swap(false, Ordering::AcqRel)
                 }
-            }
+                None => false,
+            },
             None => {
-                for sender in map.values() {
-                    sender.send_replace(confirmed);
+                for c in map.values() {
+                    c.confirmed.send_replace(confirmed);
+                    c.read_ahead.store(false, Ordering::Release);
                 }
+                false
             }
         }
     }
@@ -433,10 +453,16 @@ impl Inner {
     /// when it is listened to: a position or history read after that misses
     /// nothing that pub/sub does not bring.
     async fn subscribed(&self, channel: &str) {
-        let Some(mut confirmed) = self.subscribed.watch(channel) else {
+        let Some((mut confirmed, read_ahead)) = self.subscribed.watch(channel) else {
             return;
         };
-        let _ = tokio::time::timeout(self.config.timeout, confirmed.wait_for(|yes| *yes)).await;
+        let waited =
+            tokio::time::timeout(self.config.timeout, confirmed.wait_for(|yes| *yes)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            // Read without the confirmation (a slow Redis): the listener
+            // has the channel's subscribers catch up once it comes.
+            read_ahead.store(true, Ordering::Release);
+        }
     }
 }
 
