@@ -43,29 +43,39 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        send(&config, &mut connection, &script, &mut batch).await;
+        if let Err(error) = send(&config, &mut connection, &script, &mut batch).await {
+            // Redis is unreachable: what queued up meanwhile fails at once
+            // too, rather than wait its turn for the same error.
+            while let Ok(job) = jobs.try_recv() {
+                fail(job, &error);
+            }
+        }
     }
 }
 
-/// Sends `batch` (emptying it): every job gets its position or an error.
+fn fail(job: Job, error: &str) {
+    let _ = job
+        .reply
+        .send(Err(BackendError::Unavailable(error.to_owned().into())));
+}
+
+/// Sends `batch` (emptying it): every job gets its position or an error;
+/// `Err` when Redis could not be reached at all.
 async fn send(
     config: &RedisConfig,
     connection: &mut ConnectionManager,
     script: &redis::Script,
     batch: &mut Vec<Job>,
-) {
+) -> Result<(), String> {
     let mut loaded = false;
     while !batch.is_empty() {
         let answers = match pipeline(config, connection, script, batch).await {
             Ok(answers) => answers,
             Err(error) => {
-                let error = error.to_string();
                 for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(BackendError::Unavailable(error.clone().into())));
+                    fail(job, &error);
                 }
-                return;
+                return Err(error);
             }
         };
         let mut retry = Vec::new();
@@ -80,22 +90,22 @@ async fn send(
             }
         }
         if retry.is_empty() {
-            return;
+            return Ok(());
         }
         // Redis lost its script cache (a restart): load, then resend the
         // failed suffix in its order.
         let load = tokio::time::timeout(config.timeout, script.load_async(connection)).await;
         if !matches!(load, Ok(Ok(_))) {
+            let error = "the publish script could not be loaded";
             for job in retry {
-                let _ = job.reply.send(Err(BackendError::Unavailable(
-                    "the publish script could not be loaded".into(),
-                )));
+                fail(job, error);
             }
-            return;
+            return Err(error.to_owned());
         }
         loaded = true;
         *batch = retry;
     }
+    Ok(())
 }
 
 async fn pipeline(
