@@ -427,6 +427,16 @@ impl Inbox {
             registry.resync(channel);
         }
     }
+
+    /// [`resync`](Self::resync) before returning: every live subscriber is
+    /// catching up (buffering) when it returns. For a backend's own task
+    /// that holds no lock the broker could need (not from inside
+    /// [`Backend::publish`], which may run under the broker's locks).
+    pub(crate) fn resync_now(&self, channel: Option<&str>) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.resync_now(channel);
+        }
+    }
 }
 
 impl std::fmt::Debug for Inbox {

@@ -328,6 +328,11 @@ impl Registry {
         if channel.is_empty() || channel.len() > MAX_CHANNEL_NAME {
             return Err(SubscribeError::InvalidChannel);
         }
+        // On a backend other processes share, "from now" is exact only as a
+        // catch-up: the position now, then the history after it once this
+        // process's subscription to the channel is in place (see
+        // `start_then_catch_up`). In-process, live delivery starts at once.
+        let exact_start = since.is_none() && self.backend.shared();
         let (cell, key) = loop {
             let Some(cell) = self.cell(channel, true)? else {
                 unreachable!("cell() creates when asked")
@@ -344,7 +349,7 @@ impl Registry {
                     Some(Since::After(position)) => Some(position.clone()),
                     _ => None,
                 },
-                catching_up: since.is_some().then(Vec::new),
+                catching_up: (since.is_some() || exact_start).then(Vec::new),
                 dropped: 0,
                 resync: false,
                 first_arrival,
@@ -370,6 +375,7 @@ impl Registry {
         }
         match since {
             Some(since) => self.catch_up(&cell, key, sub.id, &since),
+            None if exact_start => self.start_then_catch_up(&cell, key, sub.id),
             None => self.report_start(&cell, key, sub.id),
         }
         Ok(Joined { cell, key })
@@ -855,6 +861,48 @@ impl Registry {
         }
     }
 
+    /// A live join on a shared backend: the subscriber (registered catching
+    /// up, so live arrivals are buffered) starts at the channel's position
+    /// now, and catches up from there — the backend's history read waits
+    /// for its subscription to the channel, so whatever was published after
+    /// the start comes from the history or from the buffer, never from
+    /// neither. Without an answer (the backend is down), it goes live with
+    /// what was buffered.
+    fn start_then_catch_up(self: &Arc<Self>, cell: &Arc<ChannelCell>, key: usize, sub_id: u64) {
+        let top = self.backend.position(&cell.name);
+        self.when_answered(cell, top, move |registry, cell, result| {
+            let since = match result {
+                Ok(Some(top)) => {
+                    let mut state = lock(&cell.state);
+                    if let Some(entry) = state
+                        .subscribers
+                        .get_mut(key)
+                        .filter(|e| e.sub.id == sub_id)
+                    {
+                        if entry.last.is_none() {
+                            entry.sub.sink.position(&cell.name, &top);
+                            entry.last = Some(top.clone());
+                        }
+                    }
+                    Since::After(top)
+                }
+                // Nothing published yet: everything there will be is new.
+                Ok(None) => Since::Start,
+                Err(error) => {
+                    tracing::warn!(channel = %cell.name, %error, "start unknown; live from here");
+                    registry.finish_catch_up(
+                        cell,
+                        key,
+                        sub_id,
+                        Ok(History::Continuous(Vec::new())),
+                    );
+                    return;
+                }
+            };
+            registry.catch_up(cell, key, sub_id, &since);
+        });
+    }
+
     /// Tells a subscriber where it starts on a channel it joined without a
     /// position (the channel's last position now), unless a message got
     /// there first: what it needs to resume exactly later.
@@ -1007,7 +1055,10 @@ impl Registry {
         self.defer(move |registry| registry.resync_now(channel.as_deref()));
     }
 
-    fn resync_now(self: &Arc<Self>, channel: Option<&str>) {
+    /// [`resync`](Self::resync) in place: for a backend that calls it with
+    /// no lock of its own held, so that no delivery it makes afterwards can
+    /// move a subscriber's position before the catch-up is registered.
+    pub(crate) fn resync_now(self: &Arc<Self>, channel: Option<&str>) {
         let cells: Vec<Arc<ChannelCell>> = match channel {
             Some(channel) => self
                 .cell(channel, false)

@@ -198,9 +198,12 @@ impl State {
         }
     }
 
+    /// Subscribers catch up from their own positions; registered before
+    /// this returns, so no message this task delivers afterwards moves a
+    /// position past what the catch-up must read.
     fn resync(&self, channel: Option<&str>) {
         if let Some(inbox) = &self.inbox {
-            inbox.resync(channel);
+            inbox.resync_now(channel);
         }
     }
 
@@ -291,7 +294,7 @@ impl State {
                     channel,
                     "unreadable pub/sub message; catching up from history"
                 );
-                inbox.resync(Some(channel));
+                inbox.resync_now(Some(channel));
             }
         }
     }
