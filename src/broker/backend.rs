@@ -223,9 +223,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The members of `channel` now.
     fn presence(&self, channel: &str) -> BoxFuture<Result<Vec<Member>, BackendError>>;
 
-    /// Whether other processes share this backend (then a hub reports its
-    /// figures with [`report_stats`](Self::report_stats) and sums everyone's
-    /// for its stats). The default: no, the backend is this process's own.
+    /// Whether other processes share this backend. Then a subscriber that
+    /// joins without a position starts at the channel's position read when
+    /// it joins and catches up from there (publications can reach the
+    /// backend before this process's subscription to the channel is in
+    /// place), and a hub reports its figures with
+    /// [`report_stats`](Self::report_stats) and sums everyone's for its
+    /// stats. The default: no, the backend is this process's own.
     fn shared(&self) -> bool {
         false
     }
