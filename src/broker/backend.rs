@@ -436,6 +436,7 @@ impl Inbox {
     /// catching up (buffering) when it returns. For a backend's own task
     /// that holds no lock the broker could need (not from inside
     /// [`Backend::publish`], which may run under the broker's locks).
+    #[cfg(feature = "redis")]
     pub(crate) fn resync_now(&self, channel: Option<&str>) {
         if let Some(registry) = self.registry.upgrade() {
             registry.resync_now(channel);
