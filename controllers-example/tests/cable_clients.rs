@@ -16,21 +16,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::{path::Path, sync::Arc, time::Duration};
-
-/// Fails (never skips) when the cable clients are not installed.
-fn require_cable_clients() {
-    require_node_deps();
-    for package in [
-        "@rails/actioncable",
-        "@anycable/web",
-        "@anycable/core",
-        "ws",
-    ] {
-        let dir = Path::new(JS_DIR).join("node_modules").join(package);
-        assert!(dir.is_dir(), "{} is missing: {SETUP}", dir.display());
-    }
-}
+use std::{sync::Arc, time::Duration};
 
 /// Runs a cable script and parses its JSON line.
 async fn run_cable_script(script: &str, args: &[&str], limit: Duration) -> Value {

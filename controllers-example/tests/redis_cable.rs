@@ -26,24 +26,10 @@ mod common;
 
 use common::{
     nodes::{Node, Redis},
-    require_node_deps, run_node, JS_DIR, SETUP,
+    require_cable_clients, run_node,
 };
 use serde_json::{json, Value};
-use std::{path::Path, time::Duration};
-
-/// Fails (never skips) when the cable clients are not installed.
-fn require_cable_clients() {
-    require_node_deps();
-    for package in [
-        "@rails/actioncable",
-        "@anycable/web",
-        "@anycable/core",
-        "ws",
-    ] {
-        let dir = Path::new(JS_DIR).join("node_modules").join(package);
-        assert!(dir.is_dir(), "{} is missing: {SETUP}", dir.display());
-    }
-}
+use std::time::Duration;
 
 /// `published` messages, each once, in order.
 fn assert_exactly_once_in_order(delivery: &Value, published: u64, what: &str) {

@@ -202,3 +202,19 @@ pub async fn publish_messages(addr: SocketAddr, channel: &str, count: usize) -> 
     }
     ids
 }
+
+/// Fails (never skips) when the cable clients are not installed.
+pub fn require_cable_clients() {
+    require_node_deps();
+    for package in [
+        "@rails/actioncable",
+        "@anycable/web",
+        "@anycable/core",
+        "ws",
+    ] {
+        let dir = std::path::Path::new(JS_DIR)
+            .join("node_modules")
+            .join(package);
+        assert!(dir.is_dir(), "{} is missing: {SETUP}", dir.display());
+    }
+}
