@@ -40,12 +40,16 @@ pub struct Backends {
     pub hub: Option<Arc<dyn Backend>>,
     /// The ActionCable server's streams.
     pub cable: Option<Arc<dyn Backend>>,
+    /// The keyed state store's items and changes (`/state`, the iii
+    /// endpoint, the todos).
+    pub state: Option<Arc<dyn Backend>>,
 }
 
 impl Backends {
     /// One Redis connection set per broker, each under its own key prefix
-    /// (`<prefix>hub:`, `<prefix>cable:`), as in one process the hub and
-    /// the cable have brokers of their own.
+    /// (`<prefix>hub:`, `<prefix>cable:`, `<prefix>state:`), as in one
+    /// process the hub, the cable and the state store have brokers of their
+    /// own.
     pub async fn redis(url: &str, prefix: &str) -> Result<Backends, BackendError> {
         let connect = |part: &str| {
             let config = RedisConfig::new(url).prefix(format!("{prefix}{part}:"));
@@ -53,19 +57,25 @@ impl Backends {
         };
         let hub: Arc<dyn Backend> = Arc::new(connect("hub").await?);
         let cable: Arc<dyn Backend> = Arc::new(connect("cable").await?);
+        let state: Arc<dyn Backend> = Arc::new(connect("state").await?);
         Ok(Backends {
             hub: Some(hub),
             cable: Some(cable),
+            state: Some(state),
         })
     }
 }
 
-/// [`app_with`] on these backends. The keyed state store stays in this
-/// process (its items are not on Redis yet).
+/// [`app_with`] on these backends.
 pub fn app_on(secret: CableSecret, backends: Backends) -> Router {
     let metrics = Arc::new(Metrics::default());
     let hub = chat_hub(backends.hub);
-    let store = rill::state::Store::new();
+    let store = match backends.state {
+        Some(backend) => rill::state::Store::builder()
+            .broker(rill::broker::Broker::builder().backend(backend).build())
+            .build(),
+        None => rill::state::Store::new(),
+    };
     let router = Router::new()
         .controller(Arc::new(PagesController))
         .controller(Arc::new(LiveController::new(metrics.clone())))

@@ -13,7 +13,7 @@ const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-
        [--max-connections N] [--shutdown-deadline DUR] [--cable-secret KEY]
        [--redis URL] [--redis-prefix PREFIX]
 DUR is a number of seconds or milliseconds: 30s, 500ms
---redis (or REDIS_URL): the hub and the cable on Redis, shared by every
+--redis (or REDIS_URL): the hub, the cable and the state store on Redis, shared by every
 process started with the same URL and prefix (default prefix: rill:)";
 
 /// The command line.
@@ -28,7 +28,7 @@ struct Options {
     shutdown_deadline: Option<Duration>,
     /// The key cable tokens are signed with (a random one per start without).
     cable_secret: Option<String>,
-    /// Redis for the hub's and the cable's brokers (`--redis`, `REDIS_URL`).
+    /// Redis for the hub's, the cable's and the state store's brokers (`--redis`, `REDIS_URL`).
     redis: Option<String>,
     /// Their key prefix.
     redis_prefix: Option<String>,

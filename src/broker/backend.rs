@@ -10,6 +10,7 @@ use std::{
 
 use super::{
     error::{BackendError, PublishError},
+    keyed::KeyedItems,
     message::{Message, Position, Publication},
     presence::Member,
     registry::Registry,
@@ -245,6 +246,35 @@ pub trait Backend: Send + Sync + 'static {
     /// default: none.
     fn stats_reports(&self) -> BoxFuture<Result<Vec<String>, BackendError>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Keeps `value` under `key` for `ttl`, for any process sharing this
+    /// backend to [`unstash`](Self::unstash) — an ActionCable session
+    /// parked for its client to restore on another process. Resolves once
+    /// it is kept. The default keeps nothing: a backend of one process has
+    /// no one to hand it to.
+    fn stash(
+        &self,
+        key: &str,
+        value: String,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<Result<(), BackendError>> {
+        let _ = (key, value, ttl);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Takes what was [stashed](Self::stash) under `key`: reads and removes
+    /// it in one step, so one process at most gets it. The default: nothing.
+    fn unstash(&self, key: &str) -> BoxFuture<Result<Option<String>, BackendError>> {
+        let _ = key;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The items this backend keeps under channels for every process (the
+    /// keyed state store's, on a shared backend). The default: none — the
+    /// store keeps its items in its process.
+    fn keyed(&self) -> Option<Arc<dyn KeyedItems>> {
+        None
     }
 }
 

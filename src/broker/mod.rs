@@ -34,6 +34,7 @@ mod counter;
 mod error;
 mod filter;
 mod handoff;
+mod keyed;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod memory;
@@ -51,6 +52,7 @@ pub use self::redis::{RedisBackend, RedisConfig};
 pub use backend::{Backend, BoxFuture, History, Inbox, Since};
 pub use error::{BackendError, PublishError, SubscribeError};
 pub use filter::{Filter, Metadata};
+pub use keyed::{Commit, Committed, ItemWrite, ItemsRead, KeyedItems, PositionCheck};
 pub use memory::MemoryBackend;
 pub use message::{Epoch, Message, MessageKind, Position, PositionError, Publication};
 pub use presence::Member;
@@ -684,6 +686,27 @@ impl Broker {
     /// same subscriber, so that what was published before is offered first.
     pub(crate) fn flush(&self, channel: &str) {
         self.inner.registry.flush(channel);
+    }
+
+    /// The items its backend keeps for every process, if it does (see
+    /// [`Backend::keyed`]).
+    pub(crate) fn keyed(&self) -> Option<Arc<dyn KeyedItems>> {
+        self.inner.registry.backend.keyed()
+    }
+
+    /// A [`Commit`] through `keyed` (this broker's), counted as a
+    /// publication when it is placed.
+    pub(crate) async fn commit(
+        &self,
+        keyed: &dyn KeyedItems,
+        channel: &str,
+        commit: Commit,
+    ) -> Result<Committed, PublishError> {
+        let outcome = keyed.commit(channel, commit).await?;
+        if let Committed::Placed(_) = outcome {
+            self.inner.registry.counters.published.add(1);
+        }
+        Ok(outcome)
     }
 
     /// The messages of `channel` after `since` that its history holds.

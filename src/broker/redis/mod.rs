@@ -20,6 +20,9 @@
 //!   Redis is unreachable, [`publish`](crate::broker::Broker::publish) fails
 //!   fast with [`BackendError::Unavailable`]: nothing is delivered with an
 //!   id Redis does not know.
+//! * **Keyed items** (the state store's) live in a hash per channel,
+//!   changed by a compare-and-set script that publishes the change in the
+//!   same step (`items.rs`): every process reads and writes the same items.
 //! * **Presence** is a hash of members and a sorted set of their expiry
 //!   times per channel (Redis 7.0 has no per-field expiry); each process
 //!   refreshes its own members, and a dead process's members expire.
@@ -27,6 +30,7 @@
 //! Key layout and guarantees: [`docs/redis.md`](crate::guides::redis).
 
 mod codec;
+mod items;
 mod listener;
 mod publisher;
 mod scripts;
@@ -46,6 +50,7 @@ use tokio::sync::mpsc;
 use super::{
     backend::{Backend, BoxFuture, History, Inbox, Since},
     error::{BackendError, PublishError},
+    keyed::KeyedItems,
     message::{Epoch, Message, Position, Publication},
     presence::Member,
     registry::lock,
@@ -268,6 +273,8 @@ struct Inner {
     subscribed: Subscribed,
     inbox: OnceLock<Inbox>,
     history: redis::Script,
+    items_read: redis::Script,
+    commit: redis::Script,
     presence: redis::Script,
     sweep: redis::Script,
     /// This process's members, refreshed in Redis until removed.
@@ -395,6 +402,8 @@ impl RedisBackend {
             subscribed: subscribed.clone(),
             inbox: OnceLock::new(),
             history: scripts::history(),
+            items_read: scripts::items_read(),
+            commit: scripts::commit(),
             presence: scripts::presence(),
             sweep: scripts::sweep(),
             members: Mutex::new(HashMap::new()),
@@ -651,6 +660,23 @@ impl Backend for RedisBackend {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn stash(
+        &self,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<Result<(), BackendError>> {
+        self.stash_value(key, value, ttl)
+    }
+
+    fn unstash(&self, key: &str) -> BoxFuture<Result<Option<String>, BackendError>> {
+        self.unstash_value(key)
+    }
+
+    fn keyed(&self) -> Option<Arc<dyn KeyedItems>> {
+        Some(Arc::new(self.clone()))
     }
 
     fn report_stats(&self, node: &str, json: String) {

@@ -10,7 +10,12 @@
 //! * `p{ch}:log` — stream of the channel's history, entry id `<offset>-0`,
 //!   field `d` the encoded publication;
 //! * `p{ch}:pres` / `p{ch}:pexp` — presence: hash member → JSON, sorted set
-//!   member → expiry (ms).
+//!   member → expiry (ms);
+//! * `p{ch}:items` — keyed items (state streams): hash id → JSON text, and
+//!   `t` in meta the channel's last timestamp;
+//! * `p{ix}:index` — set: the channels of index `ix` holding items (a state
+//!   stream's groups);
+//! * `pstash:<key>` — a stashed value (a parked cable session), with a TTL.
 
 use redis::Script;
 
@@ -21,8 +26,12 @@ use redis::Script;
 /// channel) starts a new epoch and drops any log left over, so an offset is
 /// never reused under an epoch a client already knows.
 pub(super) fn publish() -> Script {
-    Script::new(
-        r"
+    Script::new(&format!("{PUBLISH_STEPS}\nreturn {{epoch, offset}}"))
+}
+
+/// The publish script's steps (KEYS 1–2, ARGV 1–6 as [`publish`]), leaving
+/// `epoch` and `offset` set.
+const PUBLISH_STEPS: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[3]
@@ -39,9 +48,78 @@ end
 local meta_ttl = tonumber(ARGV[6])
 if meta_ttl > 0 then redis.call('EXPIRE', KEYS[1], meta_ttl) end
 redis.call('PUBLISH', ARGV[1], 'm ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2])
-return {epoch, offset}
+";
+
+/// KEYS: meta, items. ARGV: the item (`''`: all), `1` to take the
+/// timestamp. Returns `{epoch or false, last offset or false, next
+/// timestamp, {id, json, id, json, …}}` read atomically. The timestamp is
+/// Redis's clock in ms, or one past the channel's last (`t` in meta) if
+/// that is not behind; taken, it becomes the last (kept only while the
+/// channel has a meta: no key is made for a group never written).
+pub(super) fn items_read() -> Script {
+    Script::new(
+        r"
+local meta = redis.call('HMGET', KEYS[1], 'e', 's', 't')
+local now = redis.call('TIME')
+local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local last = tonumber(meta[3] or '0')
+if ts <= last then ts = last + 1 end
+ts = string.format('%d', ts)
+if ARGV[2] == '1' and meta[1] then redis.call('HSET', KEYS[1], 't', ts) end
+local items
+if ARGV[1] == '' then
+  items = redis.call('HGETALL', KEYS[2])
+else
+  local value = redis.call('HGET', KEYS[2], ARGV[1])
+  if value then items = {ARGV[1], value} else items = {} end
+end
+return {meta[1], meta[2], ts, items}
 ",
     )
+}
+
+/// KEYS: meta, log, items, index. ARGV 1–6 as [`publish`], then: 7 the
+/// position required (`''`: any, `-`: none, else `<epoch> <offset>`), 8 the
+/// item (`''`: none), 9 `1` if it must hold 10 (else it must be absent),
+/// 11 `1` to set it to 12 (else delete it), 13 the timestamp (must be above
+/// the channel's last), 14 the index member (`''`: none). Returns `{epoch,
+/// offset}` of the publication, or nil — and changes nothing — when a check
+/// fails.
+pub(super) fn commit() -> Script {
+    Script::new(&format!(
+        r"
+local meta = redis.call('HMGET', KEYS[1], 'e', 's', 't')
+if ARGV[7] ~= '' then
+  local at = '-'
+  if meta[1] and meta[2] then at = meta[1] .. ' ' .. meta[2] end
+  if at ~= ARGV[7] then return false end
+end
+if meta[3] and tonumber(meta[3]) >= tonumber(ARGV[13]) then return false end
+if ARGV[8] ~= '' then
+  local old = redis.call('HGET', KEYS[3], ARGV[8])
+  if ARGV[9] == '1' then
+    if old ~= ARGV[10] then return false end
+  elseif old then
+    return false
+  end
+  if ARGV[11] == '1' then
+    redis.call('HSET', KEYS[3], ARGV[8], ARGV[12])
+  else
+    redis.call('HDEL', KEYS[3], ARGV[8])
+  end
+  if ARGV[14] ~= '' then
+    if redis.call('HLEN', KEYS[3]) > 0 then
+      redis.call('SADD', KEYS[4], ARGV[14])
+    else
+      redis.call('SREM', KEYS[4], ARGV[14])
+    end
+  end
+end
+{PUBLISH_STEPS}
+redis.call('HSET', KEYS[1], 't', ARGV[13])
+return {{epoch, offset}}
+"
+    ))
 }
 
 /// KEYS: meta, log. ARGV: first offset wanted (`0`: all). Returns
