@@ -49,10 +49,18 @@ impl Backends {
     /// One Redis connection set per broker, each under its own key prefix
     /// (`<prefix>hub:`, `<prefix>cable:`, `<prefix>state:`), as in one
     /// process the hub, the cable and the state store have brokers of their
-    /// own.
-    pub async fn redis(url: &str, prefix: &str) -> Result<Backends, BackendError> {
+    /// own; with `presence_ttl`, their members' presence TTL
+    /// ([`RedisConfig::presence_ttl`], `--redis-presence-ttl`).
+    pub async fn redis(
+        url: &str,
+        prefix: &str,
+        presence_ttl: Option<std::time::Duration>,
+    ) -> Result<Backends, BackendError> {
         let connect = |part: &str| {
-            let config = RedisConfig::new(url).prefix(format!("{prefix}{part}:"));
+            let mut config = RedisConfig::new(url).prefix(format!("{prefix}{part}:"));
+            if let Some(ttl) = presence_ttl {
+                config = config.presence_ttl(ttl);
+            }
             RedisBackend::connect(config)
         };
         let hub: Arc<dyn Backend> = Arc::new(connect("hub").await?);

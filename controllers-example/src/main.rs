@@ -11,10 +11,12 @@ use std::{io::Write, process::ExitCode, time::Duration};
 const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-timeout DUR]
        [--idle-timeout DUR] [--body-read-timeout DUR] [--body-idle-timeout DUR]
        [--max-connections N] [--shutdown-deadline DUR] [--cable-secret KEY]
-       [--redis URL] [--redis-prefix PREFIX]
+       [--redis URL] [--redis-prefix PREFIX] [--redis-presence-ttl DUR]
 DUR is a number of seconds or milliseconds: 30s, 500ms
 --redis (or REDIS_URL): the hub, the cable and the state store on Redis, shared by every
-process started with the same URL and prefix (default prefix: rill:)";
+process started with the same URL and prefix (default prefix: rill:)
+--redis-presence-ttl: how long the members of a process that died stay present on Redis
+(default 60s); each process refreshes its own every third of it";
 
 /// The command line.
 #[derive(Debug, Default)]
@@ -32,6 +34,8 @@ struct Options {
     redis: Option<String>,
     /// Their key prefix.
     redis_prefix: Option<String>,
+    /// Their presence TTL (`RedisConfig::presence_ttl`; 60 s without).
+    redis_presence_ttl: Option<Duration>,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +104,9 @@ async fn run(options: Options) -> Result<(), rill::ServeError> {
     let backends = match &options.redis {
         Some(url) => {
             let prefix = options.redis_prefix.as_deref().unwrap_or("rill:");
-            match controllers_example::Backends::redis(url, prefix).await {
+            match controllers_example::Backends::redis(url, prefix, options.redis_presence_ttl)
+                .await
+            {
                 Ok(backends) => {
                     eprintln!("the hub and the cable on Redis at {url} (prefix {prefix})");
                     backends
@@ -144,6 +150,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--cable-secret" => options.cable_secret = Some(value),
             "--redis" => options.redis = Some(value),
             "--redis-prefix" => options.redis_prefix = Some(value),
+            "--redis-presence-ttl" => options.redis_presence_ttl = Some(duration(&value)?),
             "--header-read-timeout" => options.header_read_timeout = Some(duration(&value)?),
             "--idle-timeout" => options.idle_timeout = Some(duration(&value)?),
             "--body-read-timeout" => options.body_read_timeout = Some(duration(&value)?),

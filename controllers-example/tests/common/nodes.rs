@@ -43,10 +43,16 @@ pub struct Node {
 
 impl Node {
     pub fn start(redis: &Redis) -> Node {
+        Node::start_with(redis, &[])
+    }
+
+    /// [`Node::start`] with more options (`--redis-presence-ttl 1500ms`, …).
+    pub fn start_with(redis: &Redis, args: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_controllers-example"))
             .args(["--addr", "127.0.0.1:0", "--redis", &redis.url()])
             .args(["--redis-prefix", "nodes:"])
             .args(["--cable-secret", CABLE_SECRET])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -66,6 +72,20 @@ impl Node {
             addr,
             _stdout: stdout,
         }
+    }
+}
+
+impl Node {
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9` of this process (by its own child handle: SIGKILL on
+    /// Unix), waited for: it stops without a word to Redis or its clients.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL the example");
+        self.child.wait().expect("reap the example");
     }
 }
 
