@@ -691,3 +691,22 @@ impl std::fmt::Debug for Subscription {
             .finish_non_exhaustive()
     }
 }
+
+/// Runs a channel's method, logging how it failed; whether it succeeded.
+pub(crate) async fn run_method(what: &str, method: ChannelFuture<'_>) -> bool {
+    match crate::panic::catch_unwind(method).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(method = what, %error, "cable channel method failed");
+            false
+        }
+        Err(payload) => {
+            tracing::error!(
+                method = what,
+                panic = %crate::panic::message(payload.as_ref()),
+                "cable channel method panicked"
+            );
+            false
+        }
+    }
+}

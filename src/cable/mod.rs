@@ -15,7 +15,9 @@
 //! * [`protocol`] — the wire format of both clients; [`naming`] — Rails'
 //!   names for channels and broadcastings.
 //! * `outbox` — a connection's queue of frames; `sink` — a subscription as
-//!   the broker's subscriber; `session` — a connection's task.
+//!   the broker's subscriber; `session` — a connection's task; `parked` —
+//!   a session kept for its client to restore, here or (on a shared
+//!   backend) on another process.
 //!
 //! # Guarantees beyond Rails'
 //!
@@ -38,6 +40,7 @@ mod error;
 mod loom_tests;
 pub mod naming;
 mod outbox;
+mod parked;
 pub mod protocol;
 mod server;
 mod session;

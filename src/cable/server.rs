@@ -21,8 +21,9 @@ use super::{
     connection::{ConnectRequest, Identifiers},
     error::CableError,
     outbox::{Outbox, OutboxReader},
+    parked::{self, Parked},
     protocol::{self, DisconnectReason, Protocol, PROTOCOL_EXT_JSON, PROTOCOL_JSON},
-    session::{self, Event, Parked},
+    session::{self, Event},
 };
 use crate::{
     broker::{Broker, Position, Publication},
@@ -918,9 +919,18 @@ impl Cable {
         }
     }
 
-    /// Keeps a session that lost its socket, to be restored by `sid`;
-    /// gives it back when the cable keeps as many as it may.
-    pub(crate) fn park(&self, sid: String, parked: Parked) -> Result<(), Parked> {
+    /// Keeps a session that lost its socket, to be restored by `sid` —
+    /// and, on a shared backend, stashes its record there first, so that a
+    /// client back on another process finds it; gives it back when the
+    /// cable keeps as many as it may.
+    pub(crate) async fn park(&self, sid: String, mut parked: Parked) -> Result<(), Parked> {
+        if self.parked_session_count() >= self.inner.max_parked {
+            return Err(parked);
+        }
+        // Past the ticker's period: the owner's expiry must still find a
+        // record no other process took (see `parked`).
+        let ttl = self.inner.session_ttl + self.inner.ping_interval + parked::STASH_MARGIN;
+        parked::stash(self, &sid, &mut parked, ttl).await;
         let mut sessions = lock(&self.inner.sessions);
         if sessions.len() >= self.inner.max_parked {
             return Err(parked);
@@ -929,22 +939,26 @@ impl Cable {
         Ok(())
     }
 
-    /// The session `sid` for a connection restoring it: parked, or handed
-    /// over by the connection that still holds it (its client saw the old
-    /// socket die before the server did). `None` when there is no such
-    /// session (any more).
+    /// The session `sid` for a connection restoring it: parked here,
+    /// handed over by the connection that still holds it (its client saw
+    /// the old socket die before the server did), or parked by another
+    /// process sharing the backend. `None` when there is no such session
+    /// (any more), or another process continues it.
     pub(crate) async fn restore(&self, sid: &str) -> Option<Parked> {
         if sid.is_empty() {
             return None;
         }
         if let Some(parked) = self.unpark(sid) {
-            return Some(parked);
+            return self.claimed(parked).await;
         }
         let holder = lock(&self.inner.connections)
             .values()
             .filter_map(|live| live.session.as_ref())
             .find(|(held, _)| held == sid)
-            .map(|(_, events)| events.clone())?;
+            .map(|(_, events)| events.clone());
+        let Some(holder) = holder else {
+            return parked::take_from_elsewhere(self, sid).await;
+        };
         let (reply, handed) = oneshot::channel();
         let asked = tokio::time::timeout(TAKE_OVER_WAIT, holder.send(Event::TakeOver(reply)));
         if !matches!(asked.await, Ok(Ok(()))) {
@@ -953,8 +967,15 @@ impl Cable {
         match tokio::time::timeout(TAKE_OVER_WAIT, handed).await {
             Ok(Ok(parked)) => Some(parked),
             // The holder ended meanwhile: it may have parked the session.
-            _ => self.unpark(sid),
+            _ => self.claimed(self.unpark(sid)?).await,
         }
+    }
+
+    /// `parked`, unless another process restored it meanwhile (then it
+    /// lives on there, and ends here without its callbacks).
+    async fn claimed(&self, parked: Parked) -> Option<Parked> {
+        let ours = parked::claim(self, parked.stashed.as_deref()).await;
+        ours.then_some(parked)
     }
 
     /// Takes the session `sid` back, if it is still kept.
@@ -968,11 +989,12 @@ impl Cable {
     }
 
     /// Ends a session that was not restored in time: `unsubscribed` of its
-    /// subscriptions, then `disconnect`.
+    /// subscriptions, then `disconnect` — unless another process restored
+    /// it.
     fn expire(&self, parked: Parked) {
         let cable = self.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { session::end_parked(&cable, parked).await });
+            runtime.spawn(async move { parked::end(&cable, parked).await });
         }
     }
 

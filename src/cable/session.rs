@@ -28,9 +28,10 @@ use tokio::{
 };
 
 use super::{
-    channel::{DynChannel, StreamRequest, Subscription},
+    channel::{run_method, DynChannel, StreamRequest, Subscription},
     connection::{ConnectRequest, Identifiers},
     outbox::Outbox,
+    parked::{self, Parked, ParkedSub},
     protocol::{self, Command, DisconnectReason, HistoryRequest, Identifier, Protocol},
     server::{unix_seconds, Cable},
     sink::CableSink,
@@ -45,24 +46,6 @@ use crate::{
         socket::Receiver,
     },
 };
-
-/// A session kept after its socket was lost (extended protocol), to be
-/// restored by its id.
-pub(crate) struct Parked {
-    pub(crate) identifiers: Arc<Identifiers>,
-    subs: Vec<ParkedSub>,
-    /// When the socket was lost: restored subscriptions whose client never
-    /// asks for history resume from here.
-    parked_at: SystemTime,
-    pub(crate) expires: Instant,
-}
-
-struct ParkedSub {
-    identifier: Identifier,
-    channel: Box<dyn DynChannel>,
-    streams: Vec<String>,
-    timers: Vec<(Duration, String)>,
-}
 
 /// Something for the session that is not a client's command.
 pub(crate) enum Event {
@@ -239,9 +222,9 @@ pub(crate) async fn run(
     match sid {
         Some(sid) if lost && !session.cable.inner.session_ttl.is_zero() => {
             let parked = session.take_parked();
-            if let Err(parked) = session.cable.park(sid, parked) {
+            if let Err(parked) = Box::pin(session.cable.park(sid, parked)).await {
                 tracing::warn!("too many cable sessions kept for restoring; this one ends");
-                Box::pin(end_parked(&session.cable, parked)).await;
+                Box::pin(parked::end(&session.cable, parked)).await;
             }
         }
         _ => Box::pin(session.end()).await,
@@ -259,25 +242,6 @@ fn new_session_id() -> String {
         return String::new();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Ends a parked session that was not restored: `unsubscribed` of every
-/// subscription, then the connection's `disconnect`.
-pub(crate) async fn end_parked(cable: &Cable, parked: Parked) {
-    let out = Arc::new(Outbox::new(1, 1));
-    out.end(None, 1000, "");
-    for mut sub in parked.subs {
-        let handle = Subscription::new(
-            sub.identifier,
-            parked.identifiers.clone(),
-            cable.clone(),
-            out.clone(),
-        );
-        run_method("unsubscribed", sub.channel.unsubscribed(&handle)).await;
-    }
-    cable
-        .run_disconnect(Identifiers::clone(&parked.identifiers))
-        .await;
 }
 
 impl Session {
@@ -681,6 +645,7 @@ impl Session {
             subs,
             parked_at: SystemTime::now(),
             expires: Instant::now() + self.cable.inner.session_ttl,
+            stashed: None,
         }
     }
 
@@ -736,23 +701,4 @@ async fn since_for(
             None => Since::Start,
         },
     }))
-}
-
-/// Runs a channel's method, logging how it failed; whether it succeeded.
-async fn run_method(what: &str, method: super::channel::ChannelFuture<'_>) -> bool {
-    match crate::panic::catch_unwind(method).await {
-        Ok(Ok(())) => true,
-        Ok(Err(error)) => {
-            tracing::warn!(method = what, %error, "cable channel method failed");
-            false
-        }
-        Err(payload) => {
-            tracing::error!(
-                method = what,
-                panic = %crate::panic::message(payload.as_ref()),
-                "cable channel method panicked"
-            );
-            false
-        }
-    }
 }
