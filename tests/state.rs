@@ -267,9 +267,9 @@ async fn updates_are_all_or_nothing_with_typed_errors() {
     let same = store.set("s", "g", "i", json!({"tags": []})).await.unwrap();
     assert!(!same.changed);
     assert_eq!(same.rev, before);
-    assert_eq!(store.list_groups("s").unwrap(), ["g"]);
+    assert_eq!(store.list_groups("s").await.unwrap(), ["g"]);
     store.delete("s", "g", "i").await.unwrap();
-    assert!(store.list_groups("s").unwrap().is_empty());
+    assert!(store.list_groups("s").await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------

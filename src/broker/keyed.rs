@@ -44,6 +44,27 @@ pub struct ItemsRead {
     pub timestamp: u64,
 }
 
+/// Which items a [`KeyedItems::read`] returns.
+///
+/// # Example
+///
+/// ```
+/// use rill::broker::ItemSelection;
+///
+/// // A custom event needs the position and timestamp, no items.
+/// let wanted = ItemSelection::Nothing;
+/// assert_ne!(wanted, ItemSelection::One("t1"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemSelection<'a> {
+    /// Every item of the channel.
+    All,
+    /// This item (if present).
+    One(&'a str),
+    /// None: only the position and timestamp.
+    Nothing,
+}
+
 /// One item's change within a [`Commit`].
 ///
 /// # Example
@@ -153,24 +174,24 @@ pub enum Committed {
 /// # Example
 ///
 /// ```
-/// use rill::broker::{Backend, BackendError};
+/// use rill::broker::{Backend, BackendError, ItemSelection};
 ///
 /// /// How many items a group holds in a shared backend (`None`: the backend
 /// /// keeps no items; the store keeps them in its process).
 /// async fn count(backend: &dyn Backend) -> Result<Option<usize>, BackendError> {
 ///     let Some(items) = backend.keyed() else { return Ok(None) };
-///     Ok(Some(items.read("state:todos/ann", None, false).await?.items.len()))
+///     Ok(Some(items.read("state:todos/ann", ItemSelection::All, false).await?.items.len()))
 /// }
 /// ```
 pub trait KeyedItems: Send + Sync + 'static {
-    /// The items of `channel` (only `item`, when given), its position and
-    /// next timestamp, read at one instant. With `take_timestamp`, the
-    /// timestamp is taken: later ones are above it (a snapshot's place in
-    /// the channel's sequence).
+    /// The `selected` items of `channel`, its position and next timestamp,
+    /// read at one instant. With `take_timestamp`, the timestamp is taken:
+    /// later ones are above it (a snapshot's place in the channel's
+    /// sequence).
     fn read(
         &self,
         channel: &str,
-        item: Option<&str>,
+        selected: ItemSelection<'_>,
         take_timestamp: bool,
     ) -> BoxFuture<Result<ItemsRead, BackendError>>;
 

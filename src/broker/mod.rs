@@ -52,7 +52,9 @@ pub use self::redis::{RedisBackend, RedisConfig};
 pub use backend::{Backend, BoxFuture, History, Inbox, Since};
 pub use error::{BackendError, PublishError, SubscribeError};
 pub use filter::{Filter, Metadata};
-pub use keyed::{Commit, Committed, ItemWrite, ItemsRead, KeyedItems, PositionCheck};
+pub use keyed::{
+    Commit, Committed, ItemSelection, ItemWrite, ItemsRead, KeyedItems, PositionCheck,
+};
 pub use memory::MemoryBackend;
 pub use message::{Epoch, Message, MessageKind, Position, PositionError, Publication};
 pub use presence::Member;

@@ -1,7 +1,7 @@
 //! [`StateError`]: what a store operation can fail with.
 
 use super::{limits::LimitError, ops::OpError};
-use crate::broker::PublishError;
+use crate::broker::{BackendError, PublishError};
 
 /// Why a store operation failed. Nothing was changed.
 ///
@@ -49,6 +49,16 @@ pub enum StateError {
     /// groups).
     #[error("the change could not be published: {0}")]
     Publish(#[from] PublishError),
+    /// The shared backend holding the items (Redis) could not be read.
+    #[error("the state could not be read: {0}")]
+    Read(#[source] BackendError),
+    /// Writers on other processes kept changing the item (or group) first;
+    /// this write gave up after as many attempts. Nothing was changed.
+    #[error("the write kept meeting newer writes ({attempts} attempts)")]
+    Contended {
+        /// How many times the write was computed and refused.
+        attempts: u32,
+    },
     /// The typed facade could not convert a value.
     #[error("the value does not fit the type: {reason}")]
     Type {

@@ -236,7 +236,7 @@ impl StateApi {
         if !self.allowed(&ctx, access) {
             return forbidden();
         }
-        match self.store.list_groups(stream) {
+        match self.store.list_groups(stream).await {
             Ok(groups) => json_response(StatusCode::OK, &json!(groups)),
             Err(error) => error_response(&error),
         }
@@ -471,7 +471,7 @@ fn written(result: Result<super::Write, StateError>) -> Response {
 fn error_response(error: &StateError) -> Response {
     let status = match error {
         StateError::Op(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        StateError::RevisionMismatch { .. } => StatusCode::CONFLICT,
+        StateError::RevisionMismatch { .. } | StateError::Contended { .. } => StatusCode::CONFLICT,
         StateError::Limit(_) | StateError::NamesTooLong | StateError::Type { .. } => {
             StatusCode::BAD_REQUEST
         }

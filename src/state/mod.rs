@@ -24,6 +24,7 @@ mod http;
 mod iii;
 mod limits;
 mod ops;
+mod shared;
 mod store;
 mod triggers;
 mod typed;

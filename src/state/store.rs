@@ -28,7 +28,7 @@ use super::{
     ops::{self, UpdateOp},
     triggers::{Change, ChangeKind, Triggers},
 };
-use crate::broker::{Broker, Epoch, Position, Publication, MAX_CHANNEL_NAME};
+use crate::broker::{Broker, Epoch, KeyedItems, Position, Publication, MAX_CHANNEL_NAME};
 
 /// Where a group stands: the broker epoch of its channel and the offset of
 /// its last change (0 before the first). Written `<epoch>.<rev>` (the SSE
@@ -255,6 +255,9 @@ pub struct Store {
 
 pub(crate) struct Inner {
     pub(crate) broker: Broker,
+    /// The broker's items kept for every process (a shared backend): then
+    /// items live there (`shared.rs`), not in the groups below.
+    pub(crate) keyed: Option<Arc<dyn KeyedItems>>,
     pub(crate) limits: Limits,
     groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
     /// Stream → its groups that hold items.
@@ -344,9 +347,11 @@ impl StoreBuilder {
     pub fn build(self) -> Store {
         let (changes, receiver) = mpsc::unbounded_channel();
         let triggers = Triggers::default();
+        let broker = self.broker.unwrap_or_default();
         let store = Store {
             inner: Arc::new(Inner {
-                broker: self.broker.unwrap_or_default(),
+                keyed: broker.keyed(),
+                broker,
                 limits: self.limits,
                 groups: Mutex::default(),
                 streams: Mutex::default(),
@@ -380,7 +385,7 @@ impl Store {
     ///
     /// let store = Store::new();
     /// assert_eq!(store.get("todos", "ann", "t1").await?, None);
-    /// assert!(store.list_groups("todos")?.is_empty());
+    /// assert!(store.list_groups("todos").await?.is_empty());
     /// # Ok(()) }
     /// ```
     pub fn new() -> Store {
@@ -492,6 +497,9 @@ impl Store {
     ) -> Result<Option<Value>, StateError> {
         self.inner.limits.check_name(item)?;
         let group = self.group(stream, group)?;
+        if let Some(keyed) = self.keyed() {
+            return self.shared_get(&**keyed, &group, item).await;
+        }
         let state = group.state.lock().await;
         Ok(state.items.get(item).cloned())
     }
@@ -545,13 +553,16 @@ impl Store {
     /// let store = Store::new();
     /// store.set("todos", "bob", "t1", json!("tea")).await?;
     /// store.set("todos", "ann", "t1", json!("milk")).await?;
-    /// assert_eq!(store.list_groups("todos")?, ["ann", "bob"]);
+    /// assert_eq!(store.list_groups("todos").await?, ["ann", "bob"]);
     /// store.delete("todos", "bob", "t1").await?; // bob's group is empty now
-    /// assert_eq!(store.list_groups("todos")?, ["ann"]);
+    /// assert_eq!(store.list_groups("todos").await?, ["ann"]);
     /// # Ok(()) }
     /// ```
-    pub fn list_groups(&self, stream: &str) -> Result<Vec<String>, StateError> {
+    pub async fn list_groups(&self, stream: &str) -> Result<Vec<String>, StateError> {
         self.inner.limits.check_name(stream)?;
+        if let Some(keyed) = self.keyed() {
+            return self.shared_groups(&**keyed, stream).await;
+        }
         Ok(lock(&self.inner.streams)
             .get(stream)
             .map(|groups| groups.iter().cloned().collect())
@@ -591,6 +602,9 @@ impl Store {
             self.inner.limits.check_name(item)?;
         }
         let group = self.group(stream, group)?;
+        if let Some(keyed) = self.keyed() {
+            return self.shared_snapshot(&**keyed, &group, item).await;
+        }
         let mut state = group.state.lock().await;
         let items = match item {
             Some(item) => state
@@ -638,7 +652,7 @@ impl Store {
         value: Value,
     ) -> Result<Write, StateError> {
         self.inner.limits.check_value(&value)?;
-        self.write(stream, group, item, None, |_| Ok(Some(value)))
+        self.write(stream, group, item, None, |_| Ok(Some(value.clone())))
             .await
     }
 
@@ -746,9 +760,7 @@ impl Store {
         self.inner.limits.check_name(event_type)?;
         self.inner.limits.check_value(&data)?;
         let group = self.group(stream, group)?;
-        let mut state = group.state.lock().await;
-        let timestamp = state.next_timestamp();
-        let change = Change {
+        let change = |timestamp| Change {
             kind: ChangeKind::Event,
             stream: group.stream.to_string(),
             group: group.name.to_string(),
@@ -756,26 +768,37 @@ impl Store {
             old: None,
             new: None,
             event_type: Some(event_type.to_owned()),
-            data: Some(data),
+            data: Some(data.clone()),
             rev: Revision::default(),
             timestamp,
         };
-        let rev = self.publish(&group, &mut state, change).await?;
+        if let Some(keyed) = self.keyed() {
+            return self.shared_send(&**keyed, &group, change).await;
+        }
+        let mut state = group.state.lock().await;
+        let timestamp = state.next_timestamp();
+        let rev = self.publish(&group, &mut state, change(timestamp)).await?;
         Ok(rev)
     }
 
     /// The write of every kind: `make` turns the old value into the new one
-    /// (`None`: absent) under the group's lock.
+    /// (`None`: absent) under the group's lock (more than once on a shared
+    /// backend, when another process wrote first).
     async fn write(
         &self,
         stream: &str,
         group: &str,
         item: &str,
         if_rev: Option<&Revision>,
-        make: impl FnOnce(Option<&Value>) -> Result<Option<Value>, StateError>,
+        make: impl Fn(Option<&Value>) -> Result<Option<Value>, StateError>,
     ) -> Result<Write, StateError> {
         self.inner.limits.check_name(item)?;
         let group = self.group(stream, group)?;
+        if let Some(keyed) = self.keyed() {
+            return self
+                .shared_write(&**keyed, &group, item, if_rev, make)
+                .await;
+        }
         let mut state = group.state.lock().await;
         let current = Revision::from_position(state.position.as_ref());
         if let Some(expected) = if_rev {
@@ -849,10 +872,16 @@ impl Store {
         let rev = Revision::from_position(Some(&position));
         state.position = Some(position);
         change.rev = rev.clone();
+        self.hand_to_triggers(change);
+        Ok(rev)
+    }
+
+    /// Queues a made change for the triggers (in the order changes are
+    /// made), when there are any.
+    pub(super) fn hand_to_triggers(&self, change: Change) {
         if self.inner.triggers.any() {
             let _ = self.inner.changes.send(change);
         }
-        Ok(rev)
     }
 
     fn index_group(&self, group: &Group, holds_items: bool) {

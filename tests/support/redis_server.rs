@@ -101,6 +101,34 @@ impl RedisServer {
         )
     }
 
+    /// One command whose reply is a bulk string: its bytes as text (`None`
+    /// for a nil or another reply).
+    pub fn bulk(&self, args: &[&str]) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let header_end = reply.windows(2).position(|w| w == b"\r\n")?;
+            let header = std::str::from_utf8(&reply[..header_end]).ok()?;
+            let len: usize = header.strip_prefix('$')?.parse().ok()?;
+            let start = header_end + 2;
+            if reply.len() >= start + len {
+                return String::from_utf8(reply[start..start + len].to_vec()).ok();
+            }
+        }
+    }
+
     /// Stops the server (`SIGKILL` to its own child).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -10,19 +10,23 @@ use super::{codec, fresh_epoch, position, publisher::seconds, Inner, RedisBacken
 use crate::broker::{
     backend::BoxFuture,
     error::{BackendError, PublishError},
-    keyed::{Commit, Committed, ItemsRead, KeyedItems, PositionCheck},
+    keyed::{Commit, Committed, ItemSelection, ItemsRead, KeyedItems, PositionCheck},
 };
 
 impl KeyedItems for RedisBackend {
     fn read(
         &self,
         channel: &str,
-        item: Option<&str>,
+        selected: ItemSelection<'_>,
         take_timestamp: bool,
     ) -> BoxFuture<Result<ItemsRead, BackendError>> {
         let inner = self.inner.clone();
         let channel = channel.to_owned();
-        let item = item.unwrap_or_default().to_owned();
+        let (mode, item) = match selected {
+            ItemSelection::All => ("all", String::new()),
+            ItemSelection::One(item) => ("one", item.to_owned()),
+            ItemSelection::Nothing => ("none", String::new()),
+        };
         Box::pin(async move {
             let config = &inner.config;
             let mut connection = inner.commands.clone();
@@ -33,8 +37,9 @@ impl KeyedItems for RedisBackend {
                         .items_read
                         .key(config.key(&channel, "meta"))
                         .key(config.key(&channel, "items"))
-                        .arg(item)
+                        .arg(mode)
                         .arg(if take_timestamp { "1" } else { "0" })
+                        .arg(item)
                         .invoke_async(&mut connection),
                 )
                 .await?;

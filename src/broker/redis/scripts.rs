@@ -50,8 +50,8 @@ if meta_ttl > 0 then redis.call('EXPIRE', KEYS[1], meta_ttl) end
 redis.call('PUBLISH', ARGV[1], 'm ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2])
 ";
 
-/// KEYS: meta, items. ARGV: the item (`''`: all), `1` to take the
-/// timestamp. Returns `{epoch or false, last offset or false, next
+/// KEYS: meta, items. ARGV: `all`, `one` (item 3) or `none`, `1` to take
+/// the timestamp, the item. Returns `{epoch or false, last offset or false, next
 /// timestamp, {id, json, id, json, …}}` read atomically. The timestamp is
 /// Redis's clock in ms, or one past the channel's last (`t` in meta) if
 /// that is not behind; taken, it becomes the last (kept only while the
@@ -66,12 +66,12 @@ local last = tonumber(meta[3] or '0')
 if ts <= last then ts = last + 1 end
 ts = string.format('%d', ts)
 if ARGV[2] == '1' and meta[1] then redis.call('HSET', KEYS[1], 't', ts) end
-local items
-if ARGV[1] == '' then
+local items = {}
+if ARGV[1] == 'all' then
   items = redis.call('HGETALL', KEYS[2])
-else
-  local value = redis.call('HGET', KEYS[2], ARGV[1])
-  if value then items = {ARGV[1], value} else items = {} end
+elseif ARGV[1] == 'one' then
+  local value = redis.call('HGET', KEYS[2], ARGV[3])
+  if value then items = {ARGV[3], value} end
 end
 return {meta[1], meta[2], ts, items}
 ",
