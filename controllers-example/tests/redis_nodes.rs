@@ -3,7 +3,9 @@
 //! reaches SSE subscribers on B and C once and in order, a client cut off
 //! from B resumes on C exactly, a killed pub/sub connection loses nothing,
 //! and a Redis killed with `kill -9` makes broadcasts fail, then every
-//! subscriber gets one `reset` and carries on.
+//! subscriber gets one `reset` and carries on. The same for the keyed
+//! state store (`/state`): shared items, concurrent writes through several
+//! nodes, resume on another node, writes failing while Redis is down.
 //!
 //! Needs `redis-server` (scripts/setup-test-deps.sh); without it the tests
 //! say so and pass, except with `CI=true`, where they fail. The harness
@@ -281,4 +283,93 @@ async fn a_redis_restart_fails_broadcasts_then_resets_every_subscriber_once() {
             .collect();
         assert_eq!(messages, numbered(0..10), "{events:?}");
     }
+}
+
+/// The keyed state store across processes: a write on A reaches a watcher
+/// on B; concurrent increments through A and C all count; a watcher cut
+/// off from B resumes on C with exactly the change it missed; the stream's
+/// groups are listed on any node; with Redis killed, writes fail with 503,
+/// and once it is back a client resuming with its old revision gets a
+/// `reset` and the state as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_state_is_the_same_on_every_node() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (a, b, c) = (
+        Node::start(&redis),
+        Node::start(&redis),
+        Node::start(&redis),
+    );
+    let mut on_b = Sse::connect(b.addr, "/state/todos/ann", None).await;
+    let sync = on_b.next().await;
+    assert_eq!(sync.name.as_deref(), Some("sync"), "{sync:?}");
+
+    let (status, reply) = http(a.addr, "PUT", "/state/todos/ann/t1", r#""milk""#).await;
+    assert_eq!(status, 200, "{reply}");
+    let created = on_b.next().await;
+    assert_eq!(created.name.as_deref(), Some("create"), "{created:?}");
+    assert!(created.data.contains(r#""data":"milk""#), "{created:?}");
+    let seen = created.id.clone().expect("an id");
+
+    // Concurrent increments through two nodes.
+    let (status, _) = http(a.addr, "PUT", "/state/votes/poll/yes", "0").await;
+    assert_eq!(status, 200);
+    let bump = r#"{"ops":[{"op":"increment","path":[],"by":1}]}"#;
+    let mut writes = Vec::new();
+    for node in [a.addr, c.addr] {
+        for _ in 0..2 {
+            writes.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    let (status, reply) = http(node, "PATCH", "/state/votes/poll/yes", bump).await;
+                    assert_eq!(status, 200, "{reply}");
+                }
+            }));
+        }
+    }
+    for write in writes {
+        write.await.expect("the writer");
+    }
+    let (status, value) = http(b.addr, "GET", "/state/votes/poll/yes", "").await;
+    assert_eq!((status, value.trim()), (200, "40"));
+
+    // Cut off from B; a change is made meanwhile; back on C.
+    drop(on_b);
+    let (status, _) = http(c.addr, "PUT", "/state/todos/ann/t2", r#""eggs""#).await;
+    assert_eq!(status, 200);
+    let mut on_c = Sse::connect(c.addr, "/state/todos/ann", Some(&seen)).await;
+    let missed = on_c.next().await;
+    assert_eq!(
+        missed.name.as_deref(),
+        Some("create"),
+        "no sync: {missed:?}"
+    );
+    assert!(missed.data.contains(r#""id":"t2""#), "{missed:?}");
+    let (_, groups) = http(b.addr, "GET", "/state/todos", "").await;
+    assert_eq!(groups.trim(), r#"["ann"]"#);
+
+    // Redis killed: writes fail; back: a stale revision gets a reset.
+    let last = missed.id.clone().expect("an id");
+    redis.kill();
+    let (status, reply) = http(a.addr, "PUT", "/state/todos/ann/t3", r#""lost""#).await;
+    assert_eq!(status, 503, "a write while Redis is down: {reply}");
+    redis.launch();
+    let start = Instant::now();
+    loop {
+        let (status, _) = http(a.addr, "PUT", "/state/todos/ann/t4", r#""tea""#).await;
+        if status == 200 {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "writes never worked again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = Sse::connect(b.addr, "/state/todos/ann", Some(&last)).await;
+    let reset = again.next().await;
+    assert_eq!(reset.name.as_deref(), Some("reset"), "{reset:?}");
+    let now = again.next().await;
+    assert_eq!(now.name.as_deref(), Some("sync"), "{now:?}");
+    assert!(
+        now.data.contains(r#""t4":"tea""#) && !now.data.contains("t1"),
+        "{now:?}"
+    );
 }
