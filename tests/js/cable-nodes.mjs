@@ -12,12 +12,13 @@
 // b. `@anycable/web` over `actioncable-v1-ext-json` on B, in a ChatChannel
 //    room: messages from A arrive (`liveOnB`, on their own: the first can
 //    be lost, see redis_cable.rs); its socket is cut (no close frame) and
-//    held away while more are broadcast on A; it comes back on node C (its
-//    session is B's: C answers a fresh welcome, the client resubscribes
-//    with its stream position and C reads the missed messages from Redis);
-//    then cut again and held away while more are broadcast, back on C,
-//    which now holds the session: restored, history from Redis. Every
-//    message exactly once, in order.
+//    held away while more are broadcast on A; it comes back on node C,
+//    which restores the session B parked in Redis (restored, the same
+//    subscription, no resubscribe: the client asks for history from its
+//    stream position and C reads the missed messages from Redis); then cut
+//    again and held away while more are broadcast, back on C, which now
+//    holds the session itself: restored, history from Redis. Every message
+//    exactly once, in order.
 //
 // Prints one JSON line for controllers-example/tests/redis_cable.rs.
 // Usage: node cable-nodes.mjs ws://B ws://A ws://C
@@ -276,7 +277,8 @@ result.anycable = await section('anycable', async () => {
   await until(() => ns.length >= 20, 3000, 'anycable: 20 live messages on B').catch(() => {});
   const liveOnB = range(1, 20);
 
-  // 2. Away while 21..=40 are broadcast on A; back on C; then 41..=50 live.
+  // 2. Away while 21..=40 are broadcast on A; back on C, which restores
+  //    B's session from Redis; then 41..=50 live.
   const events0 = cableEvents.length;
   const onC = await away(C, () => broadcastOnA(stream, 21, 40));
   await connected('anycable: connected on C');
