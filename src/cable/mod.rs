@@ -30,6 +30,9 @@
 //!   every stream exactly once, in order — history after the client's
 //!   position, then live messages, with no repeat (AnyCable's server can
 //!   repeat or reorder there, and its client does not de-duplicate).
+//! * Extended protocol on a shared backend (Redis): a session parked by
+//!   one process is restored by whichever process its client reconnects
+//!   to, as AnyCable's session recovery; one process at most continues it.
 //!
 //! See [`docs/cable.md`](crate::guides::cable).
 

@@ -498,7 +498,9 @@ impl CableBuilder {
     /// How long an extended-protocol session that lost its socket may be
     /// restored (default 300 s; zero turns restoring off). Its
     /// subscriptions' `unsubscribed` and the connection's `disconnect` run
-    /// when it expires.
+    /// when it expires — unless another process sharing the broker's
+    /// backend restored it meanwhile (then they run where it ends there;
+    /// see `docs/cable.md`, sessions across processes).
     ///
     /// # Example
     ///
@@ -948,7 +950,13 @@ impl Cable {
         if sid.is_empty() {
             return None;
         }
-        if let Some(parked) = self.unpark(sid) {
+        let kept = lock(&self.inner.sessions).remove(sid);
+        if let Some(parked) = kept {
+            if parked.expires <= Instant::now() {
+                // Over: not to be restored here, nor from its record.
+                self.expire(parked);
+                return None;
+            }
             return self.claimed(parked).await;
         }
         let holder = lock(&self.inner.connections)
