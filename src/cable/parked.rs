@@ -203,7 +203,10 @@ impl Parked {
         Ok(Parked {
             identifiers: Arc::new(identifiers),
             subs,
-            parked_at: UNIX_EPOCH + Duration::from_millis(record.parked_at_ms),
+            // A time past what the clock can hold (a bad record): now.
+            parked_at: UNIX_EPOCH
+                .checked_add(Duration::from_millis(record.parked_at_ms))
+                .unwrap_or_else(SystemTime::now),
             expires: Instant::now() + cable.inner.session_ttl,
             stashed: None,
         })
@@ -384,6 +387,11 @@ mod tests {
                 "{bad}"
             );
         }
+        let far = format!(
+            r#"{{"v":1,"identifiers":[],"parked_at_ms":{},"subs":[]}}"#,
+            u64::MAX
+        );
+        assert!(Parked::from_record(&cable, &far).is_ok());
         let future = r#"{"v":99,"identifiers":[],"parked_at_ms":0,"subs":[]}"#;
         assert!(matches!(
             Parked::from_record(&cable, future),
