@@ -33,6 +33,14 @@
 //! last one delivered) or lost contact puts every live subscriber of the
 //! channel back into catching up, from its own last position.
 //!
+//! On a backend other processes share, a subscriber joining "from now" is
+//! registered catching up too, starts at the channel's position read then,
+//! and catches up from it (`start_then_catch_up`). These rules are checked
+//! in every order of the events that race — placements, pub/sub
+//! deliveries, the subscription's confirmation, a cut and restored pub/sub
+//! connection, the answers to position and history reads — by the model
+//! test `tests/shared_backend_model.rs`.
+//!
 //! # Arrivals, and fan-outs that take many at once
 //!
 //! What the backend delivers is first appended to the channel's *arrivals*
