@@ -84,21 +84,7 @@ impl Sse {
 
     /// Moves whole chunks from `raw` to `text`.
     fn dechunk(&mut self) {
-        loop {
-            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else {
-                return;
-            };
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&self.raw[..line_end]).trim(), 16)
-                    .expect("a chunk size");
-            if self.raw.len() < line_end + 2 + size + 2 {
-                return;
-            }
-            let start = line_end + 2;
-            self.text
-                .push_str(&String::from_utf8_lossy(&self.raw[start..start + size]));
-            self.raw.drain(..start + size + 2);
-        }
+        common::dechunk(&mut self.raw, &mut self.text);
     }
 
     /// The next event (comments and `retry:`-only frames skipped).
@@ -156,6 +142,19 @@ async fn broadcast_ok(node: &Node, channel: &str, data: &str) -> String {
 async fn subscribed(node: &Node, channel: &str) {
     common::wait_for_subscriber(node.addr, channel).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+/// Repeats `request` (Redis coming back) until it answers 200, within
+/// [`WAIT`].
+async fn until_ok<F: std::future::Future<Output = (u16, String)>>(
+    what: &str,
+    request: impl Fn() -> F,
+) {
+    let start = Instant::now();
+    while request().await.0 != 200 {
+        assert!(start.elapsed() < WAIT, "{what} never worked again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn datas(events: &[Event]) -> Vec<String> {
@@ -257,15 +256,7 @@ async fn a_redis_restart_fails_broadcasts_then_resets_every_subscriber_once() {
     let (status, reply) = broadcast(&a, "orders", "lost").await;
     assert_eq!(status, 503, "a broadcast while Redis is down: {reply}");
     redis.launch();
-    let start = Instant::now();
-    loop {
-        let (status, _) = broadcast(&a, "orders", "m5").await;
-        if status == 200 {
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "broadcasts never worked again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_ok("broadcasts", || broadcast(&a, "orders", "m5")).await;
     for n in 6..10 {
         broadcast_ok(&a, "orders", &format!("m{n}")).await;
     }
@@ -354,15 +345,10 @@ async fn keyed_state_is_the_same_on_every_node() {
     let (status, reply) = http(a.addr, "PUT", "/state/todos/ann/t3", r#""lost""#).await;
     assert_eq!(status, 503, "a write while Redis is down: {reply}");
     redis.launch();
-    let start = Instant::now();
-    loop {
-        let (status, _) = http(a.addr, "PUT", "/state/todos/ann/t4", r#""tea""#).await;
-        if status == 200 {
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "writes never worked again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_ok("writes", || {
+        http(a.addr, "PUT", "/state/todos/ann/t4", r#""tea""#)
+    })
+    .await;
     let mut again = Sse::connect(b.addr, "/state/todos/ann", Some(&last)).await;
     let reset = again.next().await;
     assert_eq!(reset.name.as_deref(), Some("reset"), "{reset:?}");

@@ -133,21 +133,7 @@ impl Watcher {
 
     /// Moves whole chunks from `raw` to `text`.
     fn dechunk(&mut self) {
-        loop {
-            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else {
-                return;
-            };
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&self.raw[..line_end]).trim(), 16)
-                    .expect("a chunk size");
-            if self.raw.len() < line_end + 2 + size + 2 {
-                return;
-            }
-            let start = line_end + 2;
-            self.text
-                .push_str(&String::from_utf8_lossy(&self.raw[start..start + size]));
-            self.raw.drain(..start + size + 2);
-        }
+        common::dechunk(&mut self.raw, &mut self.text);
     }
 
     /// The next presence event before `deadline` (other frames skipped),

@@ -22,7 +22,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use super::{
     error::StateError,
     store::{Group, Revision, Snapshot, Store, Write},
-    triggers::{Change, ChangeKind},
+    triggers::Change,
 };
 use crate::broker::{
     Commit, Committed, ItemSelection, ItemWrite, ItemsRead, KeyedItems, PositionCheck, Publication,
@@ -125,23 +125,7 @@ impl Store {
                     changed: false,
                 });
             }
-            let kind = match (&old, &new) {
-                (None, _) => ChangeKind::Create,
-                (Some(_), Some(_)) => ChangeKind::Update,
-                (Some(_), None) => ChangeKind::Delete,
-            };
-            let change = Change {
-                kind,
-                stream: group.stream.to_string(),
-                group: group.name.to_string(),
-                item: Some(item.to_owned()),
-                old: old.clone(),
-                new: new.clone(),
-                event_type: None,
-                data: None,
-                rev: Revision::default(),
-                timestamp: read.timestamp,
-            };
+            let change = group.item_change(item, &old, &new, read.timestamp);
             let commit = Commit {
                 write: Some(ItemWrite {
                     item: item.to_owned(),
@@ -153,7 +137,7 @@ impl Store {
                     None => PositionCheck::Any,
                 },
                 timestamp: read.timestamp,
-                publication: Publication::new(change.wire_json()).event(kind.as_str()),
+                publication: Publication::new(change.wire_json()).event(change.kind.as_str()),
                 index: Some((index_name(&group.stream), group.name.to_string())),
             };
             if let Some(rev) = self.shared_commit(keyed, group, commit, change).await? {

@@ -195,6 +195,36 @@ pub struct Snapshot {
     pub timestamp: u64,
 }
 
+impl Group {
+    /// The change of `item` from `old` to `new` (not both absent), before
+    /// it has a revision.
+    pub(crate) fn item_change(
+        &self,
+        item: &str,
+        old: &Option<Value>,
+        new: &Option<Value>,
+        timestamp: u64,
+    ) -> Change {
+        let kind = match (old, new) {
+            (None, _) => ChangeKind::Create,
+            (Some(_), Some(_)) => ChangeKind::Update,
+            (Some(_), None) => ChangeKind::Delete,
+        };
+        Change {
+            kind,
+            stream: self.stream.to_string(),
+            group: self.name.to_string(),
+            item: Some(item.to_owned()),
+            old: old.clone(),
+            new: new.clone(),
+            event_type: None,
+            data: None,
+            rev: Revision::default(),
+            timestamp,
+        }
+    }
+}
+
 /// A group's stream and name.
 type GroupKey = (Arc<str>, Arc<str>);
 
@@ -819,24 +849,8 @@ impl Store {
                 changed: false,
             });
         }
-        let kind = match (&old, &new) {
-            (None, _) => ChangeKind::Create,
-            (Some(_), Some(_)) => ChangeKind::Update,
-            (Some(_), None) => ChangeKind::Delete,
-        };
         let timestamp = state.next_timestamp();
-        let change = Change {
-            kind,
-            stream: group.stream.to_string(),
-            group: group.name.to_string(),
-            item: Some(item.to_owned()),
-            old: old.clone(),
-            new: new.clone(),
-            event_type: None,
-            data: None,
-            rev: Revision::default(),
-            timestamp,
-        };
+        let change = group.item_change(item, &old, &new, timestamp);
         let rev = self.publish(&group, &mut state, change).await?;
         match &new {
             Some(value) => {

@@ -84,13 +84,7 @@ impl RedisServer {
 
     /// One command; the first line of the reply (`+PONG`, `:3`, …).
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
+        let mut stream = self.send(args)?;
         let mut buf = [0u8; 512];
         let n = stream.read(&mut buf).ok()?;
         Some(
@@ -104,13 +98,7 @@ impl RedisServer {
     /// One command whose reply is a bulk string: its bytes as text (`None`
     /// for a nil or another reply).
     pub fn bulk(&self, args: &[&str]) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
+        let mut stream = self.send(args)?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -127,6 +115,18 @@ impl RedisServer {
                 return String::from_utf8(reply[start..start + len].to_vec()).ok();
             }
         }
+    }
+
+    /// Sends one command on a new connection (RESP), for its reply.
+    fn send(&self, args: &[&str]) -> Option<std::net::TcpStream> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).ok()?;
+        Some(stream)
     }
 
     /// Stops the server (`SIGKILL` to its own child).

@@ -17,6 +17,24 @@ pub const JS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/js");
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const SETUP: &str = "run `bash scripts/setup-test-deps.sh` first";
 
+/// Moves the whole chunks of a chunked body from `raw` to `text`, leaving a
+/// partial one in `raw`.
+pub fn dechunk(raw: &mut Vec<u8>, text: &mut String) {
+    loop {
+        let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16)
+            .expect("a chunk size");
+        if raw.len() < line_end + 2 + size + 2 {
+            return;
+        }
+        let start = line_end + 2;
+        text.push_str(&String::from_utf8_lossy(&raw[start..start + size]));
+        raw.drain(..start + size + 2);
+    }
+}
+
 pub async fn serve(router: rill::Router) -> SocketAddr {
     let server = rill::Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
