@@ -425,12 +425,16 @@ fn redis_benchmark(port: u16, n: usize, clients: usize, args: &[&str]) -> Result
 }
 
 /// rill's publish script, read from its source at build time (so the
-/// `EVALSHA` peer runs exactly what `RedisBackend::publish` runs).
-fn publish_script() -> Option<&'static str> {
+/// `EVALSHA` peer runs exactly what `RedisBackend::publish` runs: the
+/// publish steps, then the answer).
+fn publish_script() -> Option<String> {
     const SOURCE: &str = include_str!("../../../src/broker/redis/scripts.rs");
-    let after = &SOURCE[SOURCE.find("fn publish()")?..];
+    let after = &SOURCE[SOURCE.find("const PUBLISH_STEPS")?..];
     let body = &after[after.find("r\"")? + 2..];
-    Some(&body[..body.find('"')?])
+    let steps = &body[..body.find('"')?];
+    SOURCE
+        .contains("{PUBLISH_STEPS}\\nreturn {{epoch, offset}}")
+        .then(|| format!("{steps}\nreturn {{epoch, offset}}"))
 }
 
 /// Loads the script into Redis: its SHA1.
@@ -643,7 +647,7 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
 
     // 1. Publish rate: rill, PUBLISH, rill's script; alternating rounds.
     let script = publish_script();
-    let sha = match script {
+    let sha = match &script {
         Some(script) => Some(load_script(&url, script).await?),
         None => {
             eprintln!("note: rill's publish script not found in its source; EVALSHA row skipped");
