@@ -1,6 +1,7 @@
 //! Three example processes on one real `redis-server`, all on 127.0.0.1,
 //! started the way docs/redis.md says (`--redis URL`): a publication on A
-//! reaches SSE subscribers on B and C once and in order, a client cut off
+//! reaches SSE and WebSocket subscribers on B and C once and in order, with
+//! the same ids, a client cut off
 //! from B resumes on C exactly, a killed pub/sub connection loses nothing,
 //! and a Redis killed with `kill -9` makes broadcasts fail, then every
 //! subscriber gets one `reset` and carries on. The same for the keyed
@@ -21,10 +22,14 @@ use tokio::{
 };
 
 mod common;
+#[path = "../../tests/support/ws.rs"]
+#[allow(dead_code)] // the client's other frames are for rill's own tests
+mod ws;
 use common::{
     http, json_field,
     nodes::{Node, Redis, WAIT},
 };
+use ws::WsClient;
 
 /// An event of a stream as the client saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -358,4 +363,72 @@ async fn keyed_state_is_the_same_on_every_node() {
         now.data.contains(r#""t4":"tea""#) && !now.data.contains("t1"),
         "{now:?}"
     );
+}
+
+/// A WebSocket client of the example's `/ws`, subscribed to `channel`
+/// (`{"subscribe":…}`), once the server said it joined.
+async fn ws_subscriber(node: &Node, channel: &str) -> WsClient<TcpStream> {
+    let (mut ws, _) = WsClient::connect(node.addr, "/ws", &[])
+        .await
+        .expect("the upgrade");
+    ws.send_text(&format!(r#"{{"subscribe":"{channel}"}}"#))
+        .await;
+    loop {
+        let line = ws_lines(&mut ws).await;
+        if line.iter().any(|l| l["subscribed"] == true) {
+            return ws;
+        }
+    }
+}
+
+/// The JSON lines of the next text frame (a frame may carry several).
+async fn ws_lines(ws: &mut WsClient<TcpStream>) -> Vec<serde_json::Value> {
+    let text = ws.recv_text().await.expect("a text frame");
+    text.split_terminator('\n')
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// Publications on A reach WebSocket subscribers on B and C and an SSE
+/// subscriber on C: every one once, in order, with the id A's broadcast
+/// answered — the same on every node and transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_and_sse_subscribers_on_other_nodes_get_the_same_ids() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (
+        Node::start(&redis),
+        Node::start(&redis),
+        Node::start(&redis),
+    );
+    let mut on_b = ws_subscriber(&b, "fills").await;
+    let mut on_c = ws_subscriber(&c, "fills").await;
+    let mut sse_c = Sse::connect(c.addr, "/hub?channel=fills", None).await;
+    // B has one subscriber, C two (joined: the WebSocket said so, the SSE
+    // head came): both are in place once B's is.
+    subscribed(&b, "fills").await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(broadcast_ok(&a, "fills", &format!("m{n}")).await);
+    }
+    for ws in [&mut on_b, &mut on_c] {
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            for line in ws_lines(ws).await {
+                if let Some(id) = line["id"].as_str() {
+                    assert_eq!(line["channel"], "fills", "{line}");
+                    got.push((
+                        id.to_owned(),
+                        line["data"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        let (got_ids, got_data): (Vec<String>, Vec<String>) = got.into_iter().unzip();
+        assert_eq!(got_ids, ids);
+        assert_eq!(got_data, numbered(0..20));
+    }
+    let events = sse_c.take(20).await;
+    assert_eq!(datas(&events), numbered(0..20));
+    let sse_ids: Vec<String> = events.iter().filter_map(|e| e.id.clone()).collect();
+    assert_eq!(sse_ids, ids);
 }
