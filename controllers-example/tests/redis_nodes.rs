@@ -432,3 +432,93 @@ async fn websocket_and_sse_subscribers_on_other_nodes_get_the_same_ids() {
     let sse_ids: Vec<String> = events.iter().filter_map(|e| e.id.clone()).collect();
     assert_eq!(sse_ids, ids);
 }
+
+/// The todo app across nodes: a client of the iii protocol on B (`/iii`,
+/// the stream client's wire format) follows what is created through A's
+/// `POST /todos` and changed through C's `/state` API, in order, with
+/// increasing timestamps; todos created through A and C at once all count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_iii_endpoint_follows_writes_made_on_other_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (
+        Node::start(&redis),
+        Node::start(&redis),
+        Node::start(&redis),
+    );
+    let (mut iii, _) = WsClient::connect(b.addr, "/iii?user=ann", &[])
+        .await
+        .expect("the upgrade");
+    iii.send_text(
+        r#"{"type":"join","data":{"subscriptionId":"s1","streamName":"todos","groupId":"ann"}}"#,
+    )
+    .await;
+    let sync = ws_lines(&mut iii).await.remove(0);
+    assert_eq!(sync["event"]["type"], "sync", "{sync}");
+    let mut last_ts = sync["timestamp"].as_u64().expect("a timestamp");
+
+    let mut ids = Vec::new();
+    for (node, title) in [(&a, "milk"), (&c, "eggs"), (&a, "tea"), (&c, "jam")] {
+        let body = format!(r#"{{"userId":"ann","title":"{title}"}}"#);
+        let (status, reply) = http(node.addr, "POST", "/todos", &body).await;
+        assert_eq!(status, 200, "{reply}");
+        ids.push(json_field(&reply, "id").trim_matches('"').to_owned());
+    }
+    let done = r#"{"ops":[{"op":"set","path":["completed"],"value":true}]}"#;
+    let (status, reply) = http(
+        c.addr,
+        "PATCH",
+        &format!("/state/todos/ann/{}", ids[0]),
+        done,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        for message in ws_lines(&mut iii).await {
+            let ts = message["timestamp"].as_u64().expect("a timestamp");
+            assert!(ts > last_ts, "timestamps increase: {message}");
+            last_ts = ts;
+            let event = &message["event"];
+            seen.push((
+                event["type"].as_str().unwrap_or_default().to_owned(),
+                event["data"]["id"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    let mut expected: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| ("create".to_owned(), id.clone()))
+        .collect();
+    expected.push(("update".to_owned(), ids[0].clone()));
+    assert_eq!(seen, expected);
+    let (_, items) = http(b.addr, "GET", "/state/todos/ann", "").await;
+    for id in &ids {
+        assert!(items.contains(id.as_str()), "{id} in {items}");
+    }
+
+    // Twenty todos created at once through A and C: twenty ids, none lost
+    // to another's overwrite.
+    let mut creates = Vec::new();
+    for n in 0..20 {
+        let addr = if n % 2 == 0 { a.addr } else { c.addr };
+        creates.push(tokio::spawn(async move {
+            let body = format!(r#"{{"userId":"bob","title":"t{n}"}}"#);
+            let (status, reply) = http(addr, "POST", "/todos", &body).await;
+            assert_eq!(status, 200, "{reply}");
+            json_field(&reply, "id").trim_matches('"').to_owned()
+        }));
+    }
+    let mut burst = std::collections::BTreeSet::new();
+    for create in creates {
+        burst.insert(create.await.expect("a create"));
+    }
+    assert_eq!(burst.len(), 20);
+    let (_, items) = http(b.addr, "GET", "/state/todos/bob", "").await;
+    let stored: serde_json::Value = serde_json::from_str(&items).expect("JSON");
+    assert_eq!(
+        stored["items"].as_array().map(Vec::len),
+        Some(20),
+        "{items}"
+    );
+}

@@ -11,7 +11,7 @@
 //!   user (refused without one), and joins only that user's `todos` group.
 
 use rill::{
-    state::{IiiEndpoint, StateApi, Store},
+    state::{IiiEndpoint, StateApi, StateError, Store},
     Context, Controller, Response, Router, Routes,
 };
 use serde_json::{json, Value};
@@ -54,10 +54,19 @@ impl TodosController {
             .on_join(
                 |auth, join| async move { auth["user"].as_str() == Some(join.group.as_str()) },
             );
+        // A random start per process: processes sharing the store on Redis
+        // do not hand out the same id in the same millisecond.
+        let start = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+                % 1_000_000_000
+        };
         TodosController {
             store,
             iii,
-            next_id: AtomicU64::new(0),
+            next_id: AtomicU64::new(start),
         }
     }
 
@@ -74,16 +83,20 @@ impl TodosController {
                 "expected {\"userId\": letters/digits/_/-, \"title\": text}\n",
             );
         };
-        // Ids sort in creation order: milliseconds, then a counter.
+        // Ids sort in creation order: milliseconds, then a counter (from a
+        // random start per process).
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        let id = format!("{millis:013}-{n:06}");
+        let id = format!("{millis:013}-{:09}", n % 1_000_000_000);
         let todo = json!({"id": id, "title": title, "completed": false});
         match self.store.set("todos", user, &id, todo).await {
             Ok(_) => Response::json_string(json!({"id": id}).to_string()),
+            Err(error @ (StateError::Publish(_) | StateError::Read(_))) => {
+                Response::new(http::StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n"))
+            }
             Err(error) => Response::new(http::StatusCode::BAD_REQUEST, format!("{error}\n")),
         }
     }
