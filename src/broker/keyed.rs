@@ -166,10 +166,16 @@ pub enum Committed {
     Conflict,
 }
 
-/// Items kept by a shared backend under its channels (see the [module
-/// docs](self) for the rule every implementation keeps). A backend offers
+/// Items kept by a shared backend under its channels. A backend offers
 /// them through [`Backend::keyed`](super::Backend::keyed); the in-memory
 /// backend does not — a store in one process keeps its items itself.
+///
+/// The rule every implementation keeps: a [`Commit`] changes the item and
+/// publishes only if what its writer read is still there — the item's
+/// stored text and, when asked, the channel's position — and its timestamp
+/// is still ahead of the channel's; otherwise nothing changes
+/// ([`Committed::Conflict`]) and the writer reads again. Values are JSON
+/// text written by rill, stored and compared as bytes, never decoded.
 ///
 /// # Example
 ///

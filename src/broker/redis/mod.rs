@@ -245,7 +245,7 @@ impl RedisConfig {
 
 /// The broker's [`Backend`](super::Backend) on Redis: positions, history and
 /// presence shared by every process connected to the same Redis (and
-/// prefix). See the [module docs](self) for what it guarantees.
+/// prefix). What it guarantees: [`docs/redis.md`](crate::guides::redis).
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
