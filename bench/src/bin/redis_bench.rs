@@ -15,15 +15,23 @@
 //!    events/s for T s: delivery latency against the in-memory broker at the
 //!    same pace (the added p50), and against raw Redis pub/sub (a `PUBLISH`
 //!    read by a `SUBSCRIBE` connection: the floor of any cross-node hop).
+//! 4. **state**: `Store::update` increments from N tasks spread over two
+//!    stores on Redis (two nodes), each task on an item of its own, then
+//!    all on one item (every write a compare-and-set that may be refused
+//!    and recomputed), against one in-memory store; the final counts must
+//!    add up.
 //!
 //! It starts its own `redis-server` on a free 127.0.0.1 port
 //! (`--save "" --appendonly no`) and kills it by PID at the end, on error and
 //! on panic. Run with `bash scripts/bench.sh` (after loadgen) or
 //! `target/release/redis_bench [--quick] [--out FILE]`.
 
-use rill::broker::{
-    Broker, Delivery, Message, MessageKind, Metadata, Offer, Position, Publication, RedisBackend,
-    RedisConfig, Sink, SubscribeOptions,
+use rill::{
+    broker::{
+        Broker, Delivery, Message, MessageKind, Metadata, Offer, Position, Publication,
+        RedisBackend, RedisConfig, Sink, SubscribeOptions,
+    },
+    state::{Store, UpdateOp},
 };
 use rill_bench::stats::{median, quantile};
 use serde_json::{json, Value};
@@ -453,6 +461,62 @@ async fn load_script(url: &str, script: &str) -> Result<String, String> {
 }
 
 // ---------------------------------------------------------------------------
+// 4. State writes.
+
+/// `tasks` tasks (task `t` on `stores[t % len]`) each increment their own
+/// item (`hot`: all the same item) `writes / tasks` times: writes per
+/// second, once the counts are checked.
+async fn state_writes(
+    stores: &[Store],
+    tasks: usize,
+    writes: usize,
+    hot: bool,
+    group: &str,
+) -> Result<f64, String> {
+    let each = (writes / tasks).max(1);
+    let bump = [UpdateOp::Increment {
+        path: vec![],
+        by: 1.into(),
+    }];
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        let store = stores[t % stores.len()].clone();
+        let (group, bump) = (group.to_owned(), bump.clone());
+        let item = if hot {
+            "hot".to_owned()
+        } else {
+            format!("i{t}")
+        };
+        handles.push(tokio::spawn(async move {
+            for _ in 0..each {
+                store
+                    .update("bench", &group, &item, &bump, None)
+                    .await
+                    .map_err(|e| format!("update: {e}"))?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for handle in handles {
+        handle.await.map_err(|e| format!("writer task: {e}"))??;
+    }
+    let rate = (each * tasks) as f64 / start.elapsed().as_secs_f64();
+    let items = stores[0]
+        .list("bench", group)
+        .await
+        .map_err(|e| format!("list: {e}"))?;
+    let total: u64 = items.iter().filter_map(|(_, v)| v.as_u64()).sum();
+    if total != (each * tasks) as u64 {
+        return Err(format!(
+            "state {group}: the counts add up to {total}, not {}",
+            each * tasks
+        ));
+    }
+    Ok(rate)
+}
+
+// ---------------------------------------------------------------------------
 // 2. Fan-out.
 
 #[derive(Debug, Clone, Copy)]
@@ -792,6 +856,38 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
         .map_err(|_| "paced raw: over time".to_owned())??;
     eprintln!("paced: raw pub/sub p50 {:.3} ms", paced_raw.p50);
 
+    // 4. State writes: spread and hot, in memory and on Redis (2 nodes).
+    let state_writes_n = if cfg.quick { 2_000 } else { 10_000 };
+    let (mut state_runs, mut round) = (Vec::new(), 0);
+    for hot in [false, true] {
+        let mut memory_rates = Vec::new();
+        let mut redis_rates = Vec::new();
+        for _ in 0..cfg.rounds {
+            round += 1;
+            let group = format!("g{round}");
+            let memory = [Store::new()];
+            memory_rates.push(state_writes(&memory, cfg.tasks, state_writes_n, hot, &group).await?);
+            let nodes = [
+                Store::builder().broker(redis_node(&url).await?).build(),
+                Store::builder().broker(redis_node(&url).await?).build(),
+            ];
+            redis_rates.push(state_writes(&nodes, cfg.tasks, state_writes_n, hot, &group).await?);
+            eprintln!(
+                "state {} round {round}: memory {:.0} writes/s, redis {:.0} writes/s",
+                if hot { "hot" } else { "spread" },
+                memory_rates.last().copied().unwrap_or(0.0),
+                redis_rates.last().copied().unwrap_or(0.0),
+            );
+        }
+        state_runs.push((
+            hot,
+            median(&memory_rates),
+            median(&redis_rates),
+            memory_rates,
+            redis_rates,
+        ));
+    }
+
     // Summary.
     let rill_rate = median(&rill_rates);
     let publish_rate = median(&publish_rates);
@@ -892,6 +988,24 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
     );
     println!();
     println!(
+        "4. state, Store::update, {} tasks, {} writes    writes/s: Redis (2 nodes)   in memory   ratio",
+        cfg.tasks, state_writes_n
+    );
+    for (hot, memory, redis, _, _) in &state_runs {
+        println!(
+            "   {:<36} {:>14.0} {:>11.0} {:>7.2}",
+            if *hot {
+                "one hot item (compare-and-set)"
+            } else {
+                "an item per task"
+            },
+            redis,
+            memory,
+            redis / memory
+        );
+    }
+    println!();
+    println!(
         "aims: publish ≥ 50% of PUBLISH: {} ({:.0}%); added p50 ≤ 2 ms: {} ({added_p50:.3} ms)",
         if vs_publish >= 0.5 { "met" } else { "NOT met" },
         vs_publish * 100.0,
@@ -948,6 +1062,19 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
             "added_p50_over_raw_ms": paced_redis.p50 - paced_raw.p50,
             "aim_ms": 2.0,
             "aim_met": added_p50 <= 2.0,
+        },
+        "state": {
+            "tasks": cfg.tasks,
+            "writes": state_writes_n,
+            "checked": "the counts add up to the writes made",
+            "runs": state_runs.iter().map(|(hot, memory, redis, memory_runs, redis_runs)| json!({
+                "items": if *hot { "one hot item" } else { "an item per task" },
+                "redis_two_nodes_per_s": redis,
+                "memory_per_s": memory,
+                "vs_memory": redis / memory,
+                "redis_runs": redis_runs,
+                "memory_runs": memory_runs,
+            })).collect::<Vec<_>>(),
         },
     }))
 }
