@@ -36,6 +36,10 @@ struct Scripted {
     inbox: OnceLock<Inbox>,
     log: Mutex<Vec<Arc<Message>>>,
     pending: Mutex<Vec<Pending>>,
+    /// A read was answered before the subscription was confirmed (the
+    /// Redis backend waits for the confirmation only so long): once it is
+    /// confirmed, the channel's subscribers are resynced.
+    read_ahead: Mutex<bool>,
 }
 
 fn epoch() -> Epoch {
@@ -59,14 +63,17 @@ impl Scripted {
     }
 
     /// Answers the oldest pending read from the log as it is now; `false`
-    /// when none is pending.
-    fn answer(&self) -> bool {
+    /// when none is pending. `confirmed`: whether the subscription is.
+    fn answer(&self, confirmed: bool) -> bool {
         let mut pending = self.pending.lock().unwrap();
         if pending.is_empty() {
             return false;
         }
         let read = pending.remove(0);
         drop(pending);
+        if !confirmed {
+            *self.read_ahead.lock().unwrap() = true;
+        }
         let log = self.log.lock().unwrap().clone();
         match read {
             Pending::Position(reply) => {
@@ -207,9 +214,10 @@ impl Abstract {
         if self.cut {
             steps.push(Step::Restore);
         }
-        // Redis answers this process's reads only once its SUBSCRIBE is
-        // confirmed (the backend waits for it).
-        if self.confirmed && self.answers < MAX_ANSWERS {
+        // The backend waits for the SUBSCRIBE's confirmation before a read,
+        // but only so long: a read may go ahead of it (then the listener
+        // resyncs the channel once it is confirmed).
+        if self.answers < MAX_ANSWERS {
             steps.push(Step::Answer);
         }
         steps
@@ -301,9 +309,13 @@ async fn play(steps: &[Step]) -> (Vec<u64>, u64) {
             Step::Deliver => backend.deliver(carried.remove(0)),
             Step::Cut => carried.clear(),
             Step::Restore => backend.inbox.get().expect("attached").resync(None),
-            Step::Confirm => {}
+            Step::Confirm => {
+                if std::mem::take(&mut *backend.read_ahead.lock().unwrap()) {
+                    backend.inbox.get().expect("attached").resync(Some(CHANNEL));
+                }
+            }
             Step::Answer => {
-                backend.answer();
+                backend.answer(state.confirmed);
             }
         }
         state = state.after(step);
@@ -311,7 +323,7 @@ async fn play(steps: &[Step]) -> (Vec<u64>, u64) {
     }
     // Whatever reads are still pending are answered now (Redis is there).
     for _ in 0..16 {
-        if !backend.answer() {
+        if !backend.answer(true) {
             break;
         }
         settle().await;
