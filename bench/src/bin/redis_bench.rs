@@ -574,7 +574,29 @@ async fn fan_out(
     let publish_s = (now_ns() - t0) as f64 / 1e9;
     let got = || delivered.load(Ordering::Acquire);
     if let Err(error) = wait_until(what, Duration::from_secs(60), || got() >= total).await {
-        return Err(format!("{error}: {} of {total} deliveries", got()));
+        // Who is short, and what they saw instead.
+        let short: Vec<String> = recorders
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.got().len() < events)
+            .take(5)
+            .map(|(i, r)| {
+                let got = r.got();
+                format!(
+                    "subscriber {i}: {} messages (seq {:?}..{:?}), {} resets/gaps/closes, started at {:?}",
+                    got.len(),
+                    got.first().map(|g| g.seq),
+                    got.last().map(|g| g.seq),
+                    r.oddities.load(Ordering::Acquire),
+                    r.started().map(|p| p.to_string()),
+                )
+            })
+            .collect();
+        let count = recorders.iter().filter(|r| r.got().len() < events).count();
+        return Err(format!(
+            "{error}: {} of {total} deliveries; {count} subscribers short, e.g. {short:?}",
+            got()
+        ));
     }
     // Anything delivered twice would show up here.
     tokio::time::sleep(Duration::from_millis(100)).await;
