@@ -149,6 +149,11 @@ async fn subscribed(node: &Node, channel: &str) {
     tokio::time::sleep(Duration::from_millis(150)).await;
 }
 
+/// Three example processes on `redis`.
+fn three_nodes(redis: &Redis) -> (Node, Node, Node) {
+    (Node::start(redis), Node::start(redis), Node::start(redis))
+}
+
 /// Repeats `request` (Redis coming back) until it answers 200, within
 /// [`WAIT`].
 async fn until_ok<F: std::future::Future<Output = (u16, String)>>(
@@ -173,11 +178,7 @@ fn numbered(range: std::ops::Range<u32>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publication_on_a_reaches_b_and_c_once_in_order_and_resumes_across_nodes() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b, c) = (
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
-    );
+    let (a, b, c) = three_nodes(&redis);
     let mut on_b = Sse::connect(b.addr, "/hub?channel=news", None).await;
     let mut on_c = Sse::connect(c.addr, "/hub?channel=news", None).await;
     subscribed(&b, "news").await;
@@ -245,11 +246,7 @@ async fn a_redis_restart_fails_broadcasts_then_resets_every_subscriber_once() {
     let Some(mut redis) = Redis::start() else {
         return;
     };
-    let (a, b, c) = (
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
-    );
+    let (a, b, c) = three_nodes(&redis);
     let mut on_b = Sse::connect(b.addr, "/hub?channel=orders", None).await;
     let mut on_c = Sse::connect(c.addr, "/hub?channel=orders", None).await;
     subscribed(&b, "orders").await;
@@ -292,11 +289,7 @@ async fn keyed_state_is_the_same_on_every_node() {
     let Some(mut redis) = Redis::start() else {
         return;
     };
-    let (a, b, c) = (
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
-    );
+    let (a, b, c) = three_nodes(&redis);
     let mut on_b = Sse::connect(b.addr, "/state/todos/ann", None).await;
     let sync = on_b.next().await;
     assert_eq!(sync.name.as_deref(), Some("sync"), "{sync:?}");
@@ -395,11 +388,7 @@ async fn ws_lines(ws: &mut WsClient<TcpStream>) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_and_sse_subscribers_on_other_nodes_get_the_same_ids() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b, c) = (
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
-    );
+    let (a, b, c) = three_nodes(&redis);
     let mut on_b = ws_subscriber(&b, "fills").await;
     let mut on_c = ws_subscriber(&c, "fills").await;
     let mut sse_c = Sse::connect(c.addr, "/hub?channel=fills", None).await;
@@ -440,11 +429,7 @@ async fn websocket_and_sse_subscribers_on_other_nodes_get_the_same_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_iii_endpoint_follows_writes_made_on_other_nodes() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b, c) = (
-        Node::start(&redis),
-        Node::start(&redis),
-        Node::start(&redis),
-    );
+    let (a, b, c) = three_nodes(&redis);
     let (mut iii, _) = WsClient::connect(b.addr, "/iii?user=ann", &[])
         .await
         .expect("the upgrade");

@@ -104,14 +104,7 @@ impl Store {
                 .shared_read(keyed, group, ItemSelection::One(item), false)
                 .await?;
             let current = Revision::from_position(read.position.as_ref());
-            if let Some(expected) = if_rev {
-                if *expected != current {
-                    return Err(StateError::RevisionMismatch {
-                        expected: expected.to_string(),
-                        actual: current.to_string(),
-                    });
-                }
-            }
+            current.check(if_rev)?;
             let old_text = read.items.into_iter().next().map(|(_, text)| text);
             let old = old_text
                 .as_deref()

@@ -69,6 +69,18 @@ impl Revision {
         }
     }
 
+    /// `Ok` unless an update asked for another revision (`if_rev`) than
+    /// this one, the group's.
+    pub(crate) fn check(&self, if_rev: Option<&Revision>) -> Result<(), StateError> {
+        match if_rev {
+            Some(expected) if expected != self => Err(StateError::RevisionMismatch {
+                expected: expected.to_string(),
+                actual: self.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The broker position, if this revision names one.
     pub(crate) fn position(&self) -> Option<Position> {
         let epoch = Epoch::parse(&self.epoch)?;
@@ -831,14 +843,7 @@ impl Store {
         }
         let mut state = group.state.lock().await;
         let current = Revision::from_position(state.position.as_ref());
-        if let Some(expected) = if_rev {
-            if *expected != current {
-                return Err(StateError::RevisionMismatch {
-                    expected: expected.to_string(),
-                    actual: current.to_string(),
-                });
-            }
-        }
+        current.check(if_rev)?;
         let old = state.items.get(item).cloned();
         let new = make(old.as_ref())?;
         if new == old {
