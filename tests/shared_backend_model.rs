@@ -3,8 +3,11 @@
 //! the backend, their pub/sub deliveries, the confirmation of this
 //! process's subscription, a dropped and restored pub/sub connection, and
 //! the answers to the broker's position and history reads — is played
-//! against the real broker, and the subscriber must get every publication
-//! after its start exactly once, in order, without a reset.
+//! against the real broker, and each subscriber must get every publication
+//! after its start that its filter lets through exactly once, in order,
+//! without a reset. A second subscriber may join at any point: its catch-up
+//! can read the history past what pub/sub has delivered so far, which must
+//! not cost the first one anything.
 //!
 //! The backend here is scripted: it holds the channel's log, answers reads
 //! only when the model says so (with the log as it is at that moment, as a
@@ -17,8 +20,8 @@
 //! offset).
 
 use rill::broker::{
-    Backend, BackendError, BoxFuture, Broker, Delivery, Epoch, History, Inbox, Member, Message,
-    Metadata, Offer, Position, Publication, PublishError, Since, Sink, SubscribeOptions,
+    Backend, BackendError, BoxFuture, Broker, Delivery, Epoch, Filter, History, Inbox, Member,
+    Message, Metadata, Offer, Position, Publication, PublishError, Since, Sink, SubscribeOptions,
 };
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::oneshot;
@@ -47,12 +50,17 @@ fn epoch() -> Epoch {
 }
 
 impl Scripted {
-    /// Places publication `n` in the log (its offset is `n`).
-    fn place(&self, n: u64) -> Arc<Message> {
+    /// Places publication `n` in the log (its offset is `n`); with
+    /// `filtered`, publication 2 is for team "a" only.
+    fn place(&self, n: u64, filtered: bool) -> Arc<Message> {
+        let mut publication = Publication::new(format!("m{n}"));
+        if filtered && n == FILTERED {
+            publication = publication.filter(Filter::new().eq("team", "a"));
+        }
         let message = Arc::new(Message::new(
             CHANNEL.into(),
             Position::new(epoch(), n),
-            Publication::new(format!("m{n}")),
+            publication,
         ));
         self.log.lock().unwrap().push(message.clone());
         message
@@ -130,7 +138,10 @@ impl Backend for Scripted {
     }
 }
 
-/// What the subscriber got: offsets, and `0` for a reset.
+/// The publication a filter keeps from team "b" (in the filtered runs).
+const FILTERED: u64 = 2;
+
+/// What a subscriber got: offsets, and `0` for a reset.
 #[derive(Default)]
 struct Recorder {
     got: Mutex<Vec<u64>>,
@@ -175,6 +186,20 @@ enum Step {
     Restore,
     /// The oldest pending read is answered.
     Answer,
+    /// A second subscriber joins "from now".
+    JoinSecond,
+}
+
+/// What a run explores besides the orders of the single subscriber's steps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Variant {
+    /// The pub/sub connection is cut and restored once.
+    with_cut: bool,
+    /// A second subscriber joins at some point: its catch-up may read the
+    /// history past what pub/sub has delivered to the first one.
+    two: bool,
+    /// Publication 2 is for team "a" (the first subscriber) only.
+    filtered: bool,
 }
 
 /// The model's state, to know which steps may come next.
@@ -187,6 +212,7 @@ struct Abstract {
     cut: bool,
     restored: bool,
     answers: u32,
+    second: bool,
 }
 
 const PUBLICATIONS: u64 = 3;
@@ -197,7 +223,8 @@ impl Abstract {
         self.confirmed && !self.cut
     }
 
-    fn enabled(&self, with_cut: bool) -> Vec<Step> {
+    fn enabled(&self, variant: Variant) -> Vec<Step> {
+        let with_cut = variant.with_cut;
         let mut steps = Vec::new();
         if self.placed < PUBLICATIONS {
             steps.push(Step::Place);
@@ -217,8 +244,16 @@ impl Abstract {
         // The backend waits for the SUBSCRIBE's confirmation before a read,
         // but only so long: a read may go ahead of it (then the listener
         // resyncs the channel once it is confirmed).
-        if self.answers < MAX_ANSWERS {
+        let max_answers = if variant.two {
+            MAX_ANSWERS + 1
+        } else {
+            MAX_ANSWERS
+        };
+        if self.answers < max_answers {
             steps.push(Step::Answer);
+        }
+        if variant.two && !self.second {
+            steps.push(Step::JoinSecond);
         }
         steps
     }
@@ -246,6 +281,7 @@ impl Abstract {
                 next.restored = true;
             }
             Step::Answer => next.answers += 1,
+            Step::JoinSecond => next.second = true,
         }
         next
     }
@@ -253,29 +289,30 @@ impl Abstract {
 
 /// Every sequence of steps that ends with all publications placed and
 /// every carried one delivered (reads still pending are answered after).
-fn sequences(with_cut: bool) -> Vec<Vec<Step>> {
-    fn walk(state: Abstract, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>, with_cut: bool) {
+fn sequences(variant: Variant) -> Vec<Vec<Step>> {
+    fn walk(state: Abstract, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>, variant: Variant) {
         let done = state.placed == PUBLICATIONS
             && state.in_flight.is_empty()
             && state.confirmed
             && !state.cut
-            && (!with_cut || state.restored);
+            && (!variant.with_cut || state.restored)
+            && (!variant.two || state.second);
         if done {
             out.push(path.clone());
         }
-        for step in state.enabled(with_cut) {
+        for step in state.enabled(variant) {
             // Once done, only answers may follow (they are also drained
             // after every run): no need to branch on them.
             if done {
                 break;
             }
             path.push(step);
-            walk(state.after(step), path, out, with_cut);
+            walk(state.after(step), path, out, variant);
             path.pop();
         }
     }
     let mut out = Vec::new();
-    walk(Abstract::default(), &mut Vec::new(), &mut out, with_cut);
+    walk(Abstract::default(), &mut Vec::new(), &mut out, variant);
     out
 }
 
@@ -288,20 +325,28 @@ async fn settle() {
 }
 
 /// Plays `steps` against a fresh broker with a subscriber that joined
-/// "from now"; returns what it got and where it started.
-async fn play(steps: &[Step]) -> (Vec<u64>, u64) {
+/// "from now" (team "a") and, at `JoinSecond`, another one (team "b");
+/// returns, per subscriber, what it got and where it started.
+async fn play(steps: &[Step], variant: Variant) -> Vec<(Vec<u64>, u64)> {
     let backend = Arc::new(Scripted::default());
     let broker = Broker::builder().backend(backend.clone()).build();
-    let recorder = Arc::new(Recorder::default());
-    let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
-    subscription.join(CHANNEL, None).expect("join");
+    let join = |team: &str| {
+        let recorder = Arc::new(Recorder {
+            metadata: vec![("team".into(), team.into())],
+            ..Recorder::default()
+        });
+        let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
+        subscription.join(CHANNEL, None).expect("join");
+        (recorder, subscription)
+    };
+    let mut subscribers = vec![join("a")];
     settle().await;
     let mut state = Abstract::default();
     let mut carried: Vec<Arc<Message>> = Vec::new();
     for &step in steps {
         match step {
             Step::Place => {
-                let message = backend.place(state.placed + 1);
+                let message = backend.place(state.placed + 1, variant.filtered);
                 if state.carried() {
                     carried.push(message);
                 }
@@ -317,6 +362,7 @@ async fn play(steps: &[Step]) -> (Vec<u64>, u64) {
             Step::Answer => {
                 backend.answer(state.confirmed);
             }
+            Step::JoinSecond => subscribers.push(join("b")),
         }
         state = state.after(step);
         settle().await;
@@ -328,37 +374,62 @@ async fn play(steps: &[Step]) -> (Vec<u64>, u64) {
         }
         settle().await;
     }
-    let got = recorder.got.lock().unwrap().clone();
-    let start = recorder.start.lock().unwrap().unwrap_or(0);
-    drop(subscription);
-    (got, start)
+    subscribers
+        .into_iter()
+        .map(|(recorder, subscription)| {
+            let got = recorder.got.lock().unwrap().clone();
+            let start = recorder.start.lock().unwrap().unwrap_or(0);
+            drop(subscription);
+            (got, start)
+        })
+        .collect()
 }
 
-/// Checks every sequence: the subscriber gets exactly the publications
-/// after where it started (the position read at its join), once each, in
-/// order, and no reset.
-async fn check_all(with_cut: bool) -> usize {
-    let all = sequences(with_cut);
+/// Checks every sequence: each subscriber gets exactly the publications
+/// after where it started (the position read at its join) that its filter
+/// lets through, once each, in order, and no reset.
+async fn check_all(variant: Variant) -> usize {
+    let all = sequences(variant);
     assert!(!all.is_empty());
     for steps in &all {
-        let (got, start) = play(steps).await;
-        let expected: Vec<u64> = (start + 1..=PUBLICATIONS).collect();
-        assert_eq!(
-            got, expected,
-            "steps {steps:?}: got {got:?}, started at {start}"
-        );
+        let got = play(steps, variant).await;
+        for (i, (got, start)) in got.iter().enumerate() {
+            let team_b = i == 1;
+            let expected: Vec<u64> = (start + 1..=PUBLICATIONS)
+                .filter(|&n| !(team_b && variant.filtered && n == FILTERED))
+                .collect();
+            assert_eq!(
+                got, &expected,
+                "{variant:?} steps {steps:?}: subscriber {i} got {got:?}, started at {start}"
+            );
+        }
     }
     all.len()
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_live_join_gets_everything_after_its_start_in_every_order() {
-    let runs = check_all(false).await;
+    let runs = check_all(Variant::default()).await;
     assert!(runs > 100, "only {runs} orders explored");
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_cut_pubsub_connection_loses_nothing_in_every_order() {
-    let runs = check_all(true).await;
+    let variant = Variant {
+        with_cut: true,
+        ..Variant::default()
+    };
+    let runs = check_all(variant).await;
+    assert!(runs > 1_000, "only {runs} orders explored");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_second_joiner_reading_past_pubsub_costs_the_first_nothing() {
+    let variant = Variant {
+        two: true,
+        filtered: true,
+        ..Variant::default()
+    };
+    let runs = check_all(variant).await;
     assert!(runs > 1_000, "only {runs} orders explored");
 }

@@ -31,14 +31,21 @@
 //!
 //! A backend that detects a gap (a message whose offset does not follow the
 //! last one delivered) or lost contact puts every live subscriber of the
-//! channel back into catching up, from its own last position.
+//! channel back into catching up, from its own last position. The channel's
+//! last delivered position is moved by deliveries only: a catch-up's
+//! history may run ahead of what pub/sub has delivered so far, and if it
+//! moved that position, the delivery of those messages would be dropped as
+//! already seen — lost to the subscribers that were live meanwhile. Before
+//! the first delivery, the newest position a history showed is kept aside
+//! so that the first delivery is still checked for a gap or a new epoch.
 //!
 //! On a backend other processes share, a subscriber joining "from now" is
 //! registered catching up too, starts at the channel's position read then,
 //! and catches up from it (`start_then_catch_up`). These rules are checked
 //! in every order of the events that race — placements, pub/sub
 //! deliveries, the subscription's confirmation, a cut and restored pub/sub
-//! connection, the answers to position and history reads — by the model
+//! connection, the answers to position and history reads, a second joiner
+//! whose catch-up reads past what the first was delivered — by the model
 //! test `tests/shared_backend_model.rs`.
 //!
 //! # Arrivals, and fan-outs that take many at once
@@ -162,8 +169,17 @@ struct Arrivals {
     handoff: Handoff<Arrival>,
     /// The number the next arrival gets.
     next: u64,
-    /// The position of the last publication delivered (gap detection).
+    /// The position of the last publication the backend delivered (gap
+    /// detection, and dropping a delivery made twice). Moved by deliveries
+    /// only, never by a catch-up's history: what one subscriber read from
+    /// history says nothing about what the live ones were offered, and a
+    /// delivery dropped as already seen because of it would be lost to
+    /// them.
     last: Option<Position>,
+    /// Before the first delivery, the newest position a catch-up's history
+    /// showed: the first delivery must follow it (or come before it), in
+    /// its epoch, else it is a gap.
+    read: Option<Position>,
 }
 
 /// One delivered message, numbered.
@@ -459,12 +475,16 @@ impl Registry {
             let mut gap = false;
             if message.kind() == MessageKind::Publication {
                 let position = message.position();
-                let continuity = match &arrivals.last {
-                    None => Continuity::Next,
-                    Some(last) if last.epoch() != position.epoch() => Continuity::Gap,
-                    Some(last) if position.offset() <= last.offset() => Continuity::Seen,
-                    Some(last) if position.offset() == last.offset() + 1 => Continuity::Next,
-                    Some(_) => Continuity::Gap,
+                let continuity = match (&arrivals.last, &arrivals.read) {
+                    (None, None) => Continuity::Next,
+                    (None, Some(read))
+                        if read.epoch() != position.epoch()
+                            || position.offset() > read.offset() + 1 =>
+                    {
+                        Continuity::Gap
+                    }
+                    (None, Some(_)) => Continuity::Next,
+                    (Some(last), _) => last_continuity(last, position),
                 };
                 match continuity {
                     // A backend that delivers twice (after a reconnection).
@@ -989,21 +1009,21 @@ impl Registry {
             entry.last = None;
             gone = entry.sub.sink.reset(&cell.name) == Offer::Gone;
         }
-        // What the history brought is delivered for the channel as a whole
-        // too: later messages are checked for gaps against it.
         let newest = retained
             .iter()
             .chain(&buffered)
             .rev()
             .find(|m| m.kind() == MessageKind::Publication);
         if let Some(newest) = newest {
-            let position = newest.position();
             let mut arrivals = lock(&cell.arrivals);
-            let behind = arrivals.last.as_ref().is_none_or(|last| {
-                last.epoch() != position.epoch() || last.offset() < position.offset()
-            });
-            if behind {
-                arrivals.last = Some(position.clone());
+            if arrivals.last.is_none() {
+                let read = newest.position();
+                let older = arrivals.read.as_ref().is_none_or(|seen| {
+                    seen.epoch() != read.epoch() || seen.offset() < read.offset()
+                });
+                if older {
+                    arrivals.read = Some(read.clone());
+                }
             }
         }
         let Some(entry) = state.subscribers.get_mut(key) else {
@@ -1252,6 +1272,20 @@ enum Continuity {
     Seen,
     /// Something is missing before it, or its epoch changed.
     Gap,
+}
+
+/// How a delivered publication at `position` stands to the last one
+/// delivered.
+fn last_continuity(last: &Position, position: &Position) -> Continuity {
+    if last.epoch() != position.epoch() {
+        Continuity::Gap
+    } else if position.offset() <= last.offset() {
+        Continuity::Seen
+    } else if position.offset() == last.offset() + 1 {
+        Continuity::Next
+    } else {
+        Continuity::Gap
+    }
 }
 
 /// Whether `sub` receives `message` at all: presence only when it asked,
