@@ -539,3 +539,86 @@ async fn detached_publishes_keep_their_order() {
     }
     drop(subs);
 }
+
+/// Many tasks publishing on one channel at once: their publications share
+/// script calls (the publisher places a run of one channel's publications
+/// in one call), yet each gets its own position, the positions follow one
+/// another with no hole, and a subscriber on another broker gets every one
+/// once, in position order, with the body its publisher sent. A resume too
+/// old for the history (100) gets a reset and exactly the last 100, though
+/// the log is trimmed approximately and may hold more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_on_one_channel_get_consecutive_positions() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = broker_with(config(&redis).history(100)).await;
+    let (b, _) = broker_with(config(&redis).history(100)).await;
+    let recorder = Arc::new(Recorder::default());
+    let sub = b.subscribe(recorder.clone(), SubscribeOptions::default());
+    sub.join("hot", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    const TASKS: u32 = 32;
+    const EACH: u32 = 40;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let mut placed = Vec::new();
+                for n in 0..EACH {
+                    let body = format!("t{t}-{n}");
+                    let position = a
+                        .publish("hot", Publication::new(body.clone()))
+                        .await
+                        .expect("publish");
+                    placed.push((position, body));
+                }
+                placed
+            })
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for task in tasks {
+        placed.extend(task.await.unwrap());
+    }
+    let total = (TASKS * EACH) as usize;
+    placed.sort_by_key(|(position, _)| position.offset());
+    let first = placed[0].0.offset();
+    for (i, (position, _)) in placed.iter().enumerate() {
+        assert_eq!(
+            position.offset(),
+            first + i as u64,
+            "positions with a hole or twice"
+        );
+        assert_eq!(position.epoch(), placed[0].0.epoch());
+    }
+    recorder
+        .wait("every publication", |seen| seen.len() >= total)
+        .await;
+    let expected: Vec<Seen> = placed
+        .iter()
+        .map(|(position, body)| Seen::Message(position.offset(), body.clone()))
+        .collect();
+    assert_eq!(recorder.seen(), expected);
+
+    let length = redis
+        .command(&["XLEN", "test:{hot}:log"])
+        .and_then(|answer| answer.trim_start_matches(':').parse::<usize>().ok())
+        .expect("XLEN");
+    assert!(
+        length >= 100,
+        "the log keeps at least the history: {length}"
+    );
+    let late = Arc::new(Recorder::default());
+    let resumed = b.subscribe(late.clone(), SubscribeOptions::default());
+    resumed
+        .join("hot", Some(Since::After(placed[0].0.clone())))
+        .unwrap();
+    late.wait("reset then the history", |seen| seen.len() >= 101)
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = late.seen();
+    assert_eq!(seen[0], Seen::Reset);
+    assert_eq!(&seen[1..], &expected[total - 100..]);
+    drop((sub, resumed));
+}

@@ -4,8 +4,11 @@
 //!
 //! 1. **publish**: `Broker::publish` from N concurrent tasks (history on)
 //!    against `redis-benchmark`'s `PUBLISH` on the same server, and against
-//!    `redis-benchmark` running rill's own publish script (`EVALSHA`): what
-//!    the script costs Redis, without rill's client in the way.
+//!    `redis-benchmark` running rill's own publish script (`EVALSHA`, one
+//!    publication per call): what the script costs Redis, without rill's
+//!    client in the way. The tasks publish on one channel (rill places a
+//!    channel's concurrent publications in one script call), and again
+//!    each on a channel of its own (one call per publication).
 //! 2. **fanout**: two subscriber "nodes" (brokers with their own
 //!    `RedisBackend`: their own command and pub/sub connections) with S
 //!    subscribers each, M events published from a third broker; every
@@ -370,23 +373,33 @@ fn check_all(what: &str, recorders: &[Arc<Recorder>], n: usize) -> Result<(), St
 // 1. Publish rate.
 
 /// `Broker::publish` from `tasks` tasks until `n` publications are placed:
-/// publications per second.
-async fn rill_publish_rate(url: &str, n: usize, tasks: usize) -> Result<f64, String> {
+/// publications per second. All on one channel, or (`spread`) each task on
+/// a channel of its own — then no two publications share a script call.
+async fn rill_publish_rate(url: &str, n: usize, tasks: usize, spread: bool) -> Result<f64, String> {
     let broker = redis_node(url).await?;
-    // The script is loaded and the channel created before the clock starts.
-    broker
-        .publish("pub", Publication::new(data(0)))
-        .await
-        .map_err(|e| format!("warm-up publish: {e}"))?;
+    let channel = |task: usize| {
+        if spread {
+            format!("pub{task}")
+        } else {
+            "pub".to_owned()
+        }
+    };
+    // The script is loaded and the channels created before the clock starts.
+    for task in 0..if spread { tasks } else { 1 } {
+        broker
+            .publish(&channel(task), Publication::new(data(0)))
+            .await
+            .map_err(|e| format!("warm-up publish: {e}"))?;
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
-    for _ in 0..tasks {
-        let (broker, next) = (broker.clone(), next.clone());
+    for task in 0..tasks {
+        let (broker, next, channel) = (broker.clone(), next.clone(), channel(task));
         handles.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 broker
-                    .publish("pub", Publication::new(data(1)))
+                    .publish(&channel, Publication::new(data(1)))
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
             }
@@ -437,12 +450,15 @@ fn redis_benchmark(port: u16, n: usize, clients: usize, args: &[&str]) -> Result
 /// publish steps, then the answer).
 fn publish_script() -> Option<String> {
     const SOURCE: &str = include_str!("../../../src/broker/redis/scripts.rs");
-    let after = &SOURCE[SOURCE.find("const PUBLISH_STEPS")?..];
-    let body = &after[after.find("r\"")? + 2..];
-    let steps = &body[..body.find('"')?];
+    let raw = |name: &str| {
+        let after = &SOURCE[SOURCE.find(&format!("const {name}"))?..];
+        let body = &after[after.find("r\"")? + 2..];
+        Some(&body[..body.find('"')?])
+    };
+    let (bodies, steps) = (raw("PUBLISH_BODIES")?, raw("PUBLISH_STEPS")?);
     SOURCE
-        .contains("{PUBLISH_STEPS}\\nreturn {{epoch, offset}}")
-        .then(|| format!("{steps}\nreturn {{epoch, offset}}"))
+        .contains("{PUBLISH_BODIES}\\n{PUBLISH_STEPS}\\nreturn {{epoch, offset}}")
+        .then(|| format!("{bodies}\n{steps}\nreturn {{epoch, offset}}"))
 }
 
 /// Loads the script into Redis: its SHA1.
@@ -742,11 +758,15 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
     };
     let body = format!("{{\"d\":\"{}\"}}", data(1));
     let (mut rill_rates, mut publish_rates, mut script_rates) = (vec![], vec![], vec![]);
+    let mut spread_rates = vec![];
     let (mut rill_cpu, mut publish_cpu) = (vec![], vec![]);
     for round in 1..=cfg.rounds {
+        let rate = rill_publish_rate(&url, cfg.publishes, cfg.tasks, true).await?;
+        eprintln!("publish round {round}: rill, a channel per task {rate:.0}/s");
+        spread_rates.push(rate);
         let ticks = redis.cpu_ticks();
         let t = Instant::now();
-        let rate = rill_publish_rate(&url, cfg.publishes, cfg.tasks).await?;
+        let rate = rill_publish_rate(&url, cfg.publishes, cfg.tasks, false).await?;
         // Redis's CPU per publication (µs), from its utime+stime (100 Hz).
         if let (Some(a), Some(b)) = (ticks, redis.cpu_ticks()) {
             rill_cpu.push((b - a) as f64 * 1e4 / cfg.publishes as f64);
@@ -915,6 +935,7 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
     let publish_rate = median(&publish_rates);
     let script_rate = median(&script_rates);
     let vs_publish = rill_rate / publish_rate;
+    let spread_rate = median(&spread_rates);
     let fan_median =
         |runs: &[FanOut], f: fn(&FanOut) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     let fan_json = |runs: &[FanOut]| {
@@ -949,6 +970,11 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
     println!(
         "   rill Broker::publish (RedisBackend)  {:>14.0}   {:>9.2}",
         rill_rate, vs_publish
+    );
+    println!(
+        "   rill, each task its own channel      {:>14.0}   {:>9.2}",
+        spread_rate,
+        spread_rate / publish_rate
     );
     if !script_rates.is_empty() {
         println!(
@@ -1056,6 +1082,9 @@ async fn run(cfg: &Config, redis: &RedisServer) -> Result<Value, String> {
         "publish": {
             "rill_per_s": rill_rate,
             "rill_runs": rill_rates,
+            "rill_channel_per_task_per_s": spread_rate,
+            "rill_channel_per_task_runs": spread_rates,
+            "rill_channel_per_task_vs_redis_publish": spread_rate / publish_rate,
             "redis_publish_per_s": publish_rate,
             "redis_publish_runs": publish_rates,
             "rill_script_evalsha_per_s": if script_rates.is_empty() { Value::Null } else { json!(script_rate) },

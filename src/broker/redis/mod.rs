@@ -568,6 +568,7 @@ impl Backend for RedisBackend {
                         .key(config.key(&channel, "meta"))
                         .key(config.key(&channel, "log"))
                         .arg(first)
+                        .arg(config.history)
                         .invoke_async(&mut connection),
                 )
                 .await?;

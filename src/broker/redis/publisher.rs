@@ -5,11 +5,14 @@
 //! the order of calls — a loop of `Broker::publish_detached`, an
 //! ActionCable `broadcast` — is the order Redis assigns offsets in, however
 //! the callers' futures are later polled. The task takes every job waiting
-//! (up to [`BATCH`]) and sends them as one pipeline of `EVALSHA`s: one round
-//! trip for a burst. A script cache emptied by a Redis restart answers
-//! `NOSCRIPT`: the task loads the script and sends again, in order, the
-//! jobs that failed — only a suffix of the batch can have failed, as only a
-//! `SCRIPT FLUSH` between two commands splits a batch.
+//! (up to [`BATCH`]) and sends them as one pipeline: one round trip for a
+//! burst. Consecutive jobs of one channel (up to [`PER_CALL`]) share one
+//! `EVALSHA` of the publish script, which numbers them in their order —
+//! Redis runs one script call where it would run one per publication. A
+//! script cache emptied by a Redis restart answers `NOSCRIPT`: the task
+//! loads the script and sends again, in order, the jobs that failed — only
+//! a suffix of the batch can have failed, as only a `SCRIPT FLUSH` between
+//! two commands splits a batch.
 
 use redis::{aio::ConnectionManager, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +22,10 @@ use crate::broker::{error::BackendError, message::Position};
 
 /// Publications sent in one pipeline at most.
 const BATCH: usize = 256;
+
+/// Publications of one channel placed by one script call at most (Redis
+/// runs nothing else meanwhile).
+const PER_CALL: usize = 64;
 
 /// One publication waiting for its position.
 pub(super) struct Job {
@@ -69,7 +76,8 @@ async fn send(
 ) -> Result<(), String> {
     let mut loaded = false;
     while !batch.is_empty() {
-        let answers = match pipeline(config, connection, script, batch).await {
+        let calls = calls(batch);
+        let answers = match pipeline(config, connection, script, batch, &calls).await {
             Ok(answers) => answers,
             Err(error) => {
                 for job in batch.drain(..) {
@@ -79,16 +87,31 @@ async fn send(
             }
         };
         let mut retry = Vec::new();
-        for (job, answer) in batch.drain(..).zip(answers) {
+        let mut jobs = batch.drain(..);
+        for (&count, answer) in calls.iter().zip(answers) {
+            let call = jobs.by_ref().take(count);
             match answer {
                 Value::ServerError(error) if error.code() == "NOSCRIPT" && !loaded => {
-                    retry.push(job);
+                    retry.extend(call);
                 }
-                answer => {
-                    let _ = job.reply.send(placed(answer));
-                }
+                answer => match placed(answer) {
+                    Ok(first) => {
+                        for (i, job) in call.enumerate() {
+                            let offset = first.offset() + i as u64;
+                            let position = Position::new(first.epoch().clone(), offset);
+                            let _ = job.reply.send(Ok(position));
+                        }
+                    }
+                    Err(error) => {
+                        let error = error.to_string();
+                        for job in call {
+                            fail(job, &error);
+                        }
+                    }
+                },
             }
         }
+        drop(jobs);
         if retry.is_empty() {
             return Ok(());
         }
@@ -108,17 +131,42 @@ async fn send(
     Ok(())
 }
 
+/// How many jobs each script call places: runs of consecutive jobs of one
+/// channel, at most [`PER_CALL`] each, in the batch's order.
+fn calls(batch: &[Job]) -> Vec<usize> {
+    let mut calls: Vec<usize> = Vec::new();
+    let mut previous: Option<&str> = None;
+    for job in batch {
+        match calls.last_mut() {
+            Some(count) if previous == Some(job.channel.as_str()) && *count < PER_CALL => {
+                *count += 1;
+            }
+            _ => calls.push(1),
+        }
+        previous = Some(&job.channel);
+    }
+    calls
+}
+
 async fn pipeline(
     config: &RedisConfig,
     connection: &mut ConnectionManager,
     script: &redis::Script,
     batch: &[Job],
+    calls: &[usize],
 ) -> Result<Vec<Value>, String> {
     let meta_ttl = config.meta_ttl.max(config.history_age);
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for job in batch {
-        pipe.cmd("EVALSHA")
+    let mut rest = batch;
+    for &count in calls {
+        let (call, after) = rest.split_at(count.min(rest.len()));
+        rest = after;
+        let Some((job, more)) = call.split_first() else {
+            continue;
+        };
+        let command = pipe
+            .cmd("EVALSHA")
             .arg(script.get_hash())
             .arg(2)
             .arg(config.key(&job.channel, "meta"))
@@ -129,13 +177,16 @@ async fn pipeline(
             .arg(config.history)
             .arg(seconds(config.history_age))
             .arg(seconds(meta_ttl));
+        for job in more {
+            command.arg(&job.body);
+        }
     }
     match tokio::time::timeout(config.timeout, pipe.query_async::<Vec<Value>>(connection)).await {
-        Ok(Ok(answers)) if answers.len() == batch.len() => Ok(answers),
+        Ok(Ok(answers)) if answers.len() == calls.len() => Ok(answers),
         Ok(Ok(answers)) => Err(format!(
-            "Redis answered {} of {} publications",
+            "Redis answered {} of {} publish calls",
             answers.len(),
-            batch.len()
+            calls.len()
         )),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err("Redis did not answer in time".to_owned()),
@@ -169,4 +220,34 @@ fn invalid(answer: &Value) -> BackendError {
 /// Whole seconds for EXPIRE, at least 1 for a non-zero duration.
 pub(super) fn seconds(duration: std::time::Duration) -> u64 {
     duration.as_secs().max(u64::from(!duration.is_zero()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(channels: &[&str]) -> Vec<Job> {
+        channels
+            .iter()
+            .map(|channel| Job {
+                channel: (*channel).to_owned(),
+                body: String::new(),
+                epoch: String::new(),
+                reply: oneshot::channel().0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_call_places_a_run_of_one_channel_in_order() {
+        assert_eq!(calls(&jobs(&["a", "a", "b", "a", "a", "a"])), [2, 1, 3]);
+        assert_eq!(calls(&jobs(&["a"])), [1]);
+        assert!(calls(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_long_run_is_split_at_per_call() {
+        let run = vec!["hot"; PER_CALL * 2 + 3];
+        assert_eq!(calls(&jobs(&run)), [PER_CALL, PER_CALL, 3]);
+    }
 }

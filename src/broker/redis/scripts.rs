@@ -20,17 +20,32 @@
 use redis::Script;
 
 /// KEYS: meta, log. ARGV: pub/sub channel, body, epoch if new, history
-/// length, history age (s), meta TTL (s). Returns `{epoch, offset}`.
+/// length, history age (s), meta TTL (s), then any further bodies of the
+/// same channel. Returns `{epoch, offset}`: the offset of the first body;
+/// the others follow it, one each, in their order.
 ///
 /// A missing meta (a new channel, a flushed or restarted Redis, an expired
 /// channel) starts a new epoch and drops any log left over, so an offset is
 /// never reused under an epoch a client already knows.
 pub(super) fn publish() -> Script {
-    Script::new(&format!("{PUBLISH_STEPS}\nreturn {{epoch, offset}}"))
+    Script::new(&format!(
+        "{PUBLISH_BODIES}\n{PUBLISH_STEPS}\nreturn {{epoch, offset}}"
+    ))
 }
 
-/// The publish script's steps (KEYS 1–2, ARGV 1–6 as [`publish`]), leaving
-/// `epoch` and `offset` set.
+/// The publish script's bodies: ARGV 2, then ARGV 7 on.
+const PUBLISH_BODIES: &str = r"
+local bodies = {ARGV[2]}
+for i = 7, #ARGV do bodies[#bodies + 1] = ARGV[i] end
+";
+
+/// The publish script's steps (KEYS 1–2, ARGV 1 and 3–6 as [`publish`],
+/// the Lua table `bodies`), leaving `epoch` and `offset` (the first body's)
+/// set. The offsets are counted once for all the bodies, and the expiries
+/// refreshed once: a burst on one channel costs Redis one script call, an
+/// `XADD` and a `PUBLISH` per publication. The log is trimmed approximately
+/// (`MAXLEN ~`: whole nodes of the stream, not one entry per publication);
+/// the history read never returns more than the configured length.
 const PUBLISH_STEPS: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -38,16 +53,24 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
 end
-local offset = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
+local count = #bodies
+local last = redis.call('HINCRBY', KEYS[1], 's', count)
 local keep = tonumber(ARGV[4])
+local prefix = 'm ' .. epoch .. ' '
+for i = 1, count do
+  local id = string.format('%d', last - count + i)
+  if keep > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', keep, id .. '-0', 'd', bodies[i])
+  end
+  redis.call('PUBLISH', ARGV[1], prefix .. id .. ' ' .. bodies[i])
+end
 if keep > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', keep, offset .. '-0', 'd', ARGV[2])
   local age = tonumber(ARGV[5])
   if age > 0 then redis.call('EXPIRE', KEYS[2], age) end
 end
 local meta_ttl = tonumber(ARGV[6])
 if meta_ttl > 0 then redis.call('EXPIRE', KEYS[1], meta_ttl) end
-redis.call('PUBLISH', ARGV[1], 'm ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2])
+local offset = string.format('%d', last - count + 1)
 ";
 
 /// KEYS: meta, items. ARGV: `all`, `one` (item 3) or `none`, `1` to take
@@ -115,6 +138,7 @@ if ARGV[8] ~= '' then
     end
   end
 end
+local bodies = {{ARGV[2]}}
 {PUBLISH_STEPS}
 redis.call('HSET', KEYS[1], 't', ARGV[13])
 return {{epoch, offset}}
@@ -122,13 +146,21 @@ return {{epoch, offset}}
     ))
 }
 
-/// KEYS: meta, log. ARGV: first offset wanted (`0`: all). Returns
-/// `{epoch or false, last offset or false, entries}` read atomically.
+/// KEYS: meta, log. ARGV: first offset wanted (`0`: all), history length.
+/// Returns `{epoch or false, last offset or false, entries}` read
+/// atomically: at most the last `length` publications — the log is trimmed
+/// approximately (`MAXLEN ~`, whole nodes of the stream at a time, far
+/// cheaper than trimming to the entry on every publish), so it may hold a
+/// few more, which a read never returns: the history reaches back exactly
+/// as far as configured.
 pub(super) fn history() -> Script {
     Script::new(
         r"
 local meta = redis.call('HMGET', KEYS[1], 'e', 's')
-local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+')
+local first = tonumber(ARGV[1])
+local floor = tonumber(meta[2] or '0') - tonumber(ARGV[2]) + 1
+if floor > first then first = floor end
+local entries = redis.call('XRANGE', KEYS[2], string.format('%d', first) .. '-0', '+')
 return {meta[1], meta[2], entries}
 ",
     )
