@@ -45,21 +45,54 @@ pub struct Backends {
     pub state: Option<Arc<dyn Backend>>,
 }
 
+/// How the example's brokers use Redis (`--redis-*` on its command line).
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// The key prefix every broker's own prefix starts with
+    /// (`--redis-prefix`, `rill:` by default).
+    pub prefix: String,
+    /// How long the members of a process that died stay present
+    /// ([`RedisConfig::presence_ttl`], `--redis-presence-ttl`).
+    pub presence_ttl: Option<std::time::Duration>,
+    /// Publications kept per channel for resuming clients
+    /// ([`RedisConfig::history`], `--redis-history`).
+    pub history: Option<usize>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: "rill:".to_owned(),
+            presence_ttl: None,
+            history: None,
+        }
+    }
+}
+
 impl Backends {
     /// One Redis connection set per broker, each under its own key prefix
     /// (`<prefix>hub:`, `<prefix>cable:`, `<prefix>state:`), as in one
     /// process the hub, the cable and the state store have brokers of their
-    /// own; with `presence_ttl`, their members' presence TTL
-    /// ([`RedisConfig::presence_ttl`], `--redis-presence-ttl`).
-    pub async fn redis(
-        url: &str,
-        prefix: &str,
-        presence_ttl: Option<std::time::Duration>,
-    ) -> Result<Backends, BackendError> {
+    /// own; `options` sets what else they share.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rill::broker::BackendError> {
+    /// use controllers_example::{Backends, RedisOptions};
+    ///
+    /// let options = RedisOptions { history: Some(100), ..RedisOptions::default() };
+    /// let backends = Backends::redis("redis://127.0.0.1:6379", &options).await?;
+    /// # let _ = backends;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redis(url: &str, options: &RedisOptions) -> Result<Backends, BackendError> {
         let connect = |part: &str| {
-            let mut config = RedisConfig::new(url).prefix(format!("{prefix}{part}:"));
-            if let Some(ttl) = presence_ttl {
+            let mut config = RedisConfig::new(url).prefix(format!("{}{part}:", options.prefix));
+            if let Some(ttl) = options.presence_ttl {
                 config = config.presence_ttl(ttl);
+            }
+            if let Some(history) = options.history {
+                config = config.history(history);
             }
             RedisBackend::connect(config)
         };

@@ -11,12 +11,13 @@ use std::{io::Write, process::ExitCode, time::Duration};
 const USAGE: &str = "usage: controllers-example [--addr IP:PORT] [--header-read-timeout DUR]
        [--idle-timeout DUR] [--body-read-timeout DUR] [--body-idle-timeout DUR]
        [--max-connections N] [--shutdown-deadline DUR] [--cable-secret KEY]
-       [--redis URL] [--redis-prefix PREFIX] [--redis-presence-ttl DUR]
+       [--redis URL] [--redis-prefix PREFIX] [--redis-presence-ttl DUR] [--redis-history N]
 DUR is a number of seconds or milliseconds: 30s, 500ms
 --redis (or REDIS_URL): the hub, the cable and the state store on Redis, shared by every
 process started with the same URL and prefix (default prefix: rill:)
 --redis-presence-ttl: how long the members of a process that died stay present on Redis
-(default 60s); each process refreshes its own every third of it";
+(default 60s); each process refreshes its own every third of it
+--redis-history: publications kept per channel on Redis for resuming clients (default 1000)";
 
 /// The command line.
 #[derive(Debug, Default)]
@@ -36,6 +37,8 @@ struct Options {
     redis_prefix: Option<String>,
     /// Their presence TTL (`RedisConfig::presence_ttl`; 60 s without).
     redis_presence_ttl: Option<Duration>,
+    /// Their history length (`RedisConfig::history`; 1,000 without).
+    redis_history: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -103,11 +106,17 @@ async fn run(options: Options) -> Result<(), rill::ServeError> {
     };
     let backends = match &options.redis {
         Some(url) => {
-            let prefix = options.redis_prefix.as_deref().unwrap_or("rill:");
-            match controllers_example::Backends::redis(url, prefix, options.redis_presence_ttl)
-                .await
-            {
+            let redis = controllers_example::RedisOptions {
+                prefix: options
+                    .redis_prefix
+                    .clone()
+                    .unwrap_or_else(|| "rill:".to_owned()),
+                presence_ttl: options.redis_presence_ttl,
+                history: options.redis_history,
+            };
+            match controllers_example::Backends::redis(url, &redis).await {
                 Ok(backends) => {
+                    let prefix = &redis.prefix;
                     eprintln!("the hub and the cable on Redis at {url} (prefix {prefix})");
                     backends
                 }
@@ -156,6 +165,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--body-read-timeout" => options.body_read_timeout = Some(duration(&value)?),
             "--body-idle-timeout" => options.body_idle_timeout = Some(duration(&value)?),
             "--shutdown-deadline" => options.shutdown_deadline = Some(duration(&value)?),
+            "--redis-history" => {
+                options.redis_history = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--redis-history: {value:?} is not a count"))?,
+                )
+            }
             "--max-connections" => {
                 options.max_connections = Some(
                     value

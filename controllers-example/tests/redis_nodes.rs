@@ -3,6 +3,7 @@
 //! reaches SSE and WebSocket subscribers on B and C once and in order, with
 //! the same ids, a client cut off
 //! from B resumes on C exactly, a killed pub/sub connection loses nothing,
+//! a resume older than the history gets a reset then what is kept,
 //! and a Redis killed with `kill -9` makes broadcasts fail, then every
 //! subscriber gets one `reset` and carries on. The same for the keyed
 //! state store (`/state`): shared items, concurrent writes through several
@@ -211,6 +212,37 @@ async fn a_publication_on_a_reaches_b_and_c_once_in_order_and_resumes_across_nod
     let mut stale = Sse::connect(b.addr, "/hub?channel=news", Some("zzzzzz-3")).await;
     let first = stale.next().await;
     assert_eq!(first.name.as_deref(), Some("reset"), "{first:?}");
+}
+
+/// A client whose last id is older than what the nodes keep
+/// (`--redis-history 5`) resumes on another node: an explicit reset, then
+/// exactly the five publications kept, then live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_older_than_the_history_gets_a_reset_on_another_node() {
+    let Some(redis) = Redis::start() else { return };
+    let history = ["--redis-history", "5"];
+    let (a, b, c) = (
+        Node::start_with(&redis, &history),
+        Node::start_with(&redis, &history),
+        Node::start_with(&redis, &history),
+    );
+    let mut on_b = Sse::connect(b.addr, "/hub?channel=old", None).await;
+    subscribed(&b, "old").await;
+    for n in 0..3 {
+        broadcast_ok(&a, "old", &format!("m{n}")).await;
+    }
+    let seen = on_b.take(3).await;
+    let last = seen[2].id.clone().expect("an id");
+    drop(on_b);
+    for n in 3..13 {
+        broadcast_ok(&a, "old", &format!("m{n}")).await;
+    }
+    let mut back = Sse::connect(c.addr, "/hub?channel=old", Some(&last)).await;
+    let first = back.next().await;
+    assert_eq!(first.name.as_deref(), Some("reset"), "{first:?}");
+    assert_eq!(datas(&back.take(5).await), numbered(8..13));
+    broadcast_ok(&a, "old", "m13").await;
+    assert_eq!(back.next().await.data, "m13");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
