@@ -140,7 +140,10 @@ impl RedisConfig {
     }
 
     /// Messages kept per channel for resuming clients (0: none — every
-    /// resume is a reset).
+    /// resume is a reset). A resume reaches back exactly this many; the
+    /// stream holding them is trimmed approximately (`MAXLEN ~`, whole
+    /// stream nodes), so Redis may keep up to about a hundred more per
+    /// channel, never returned.
     ///
     /// ```
     /// use rill::broker::RedisConfig;
