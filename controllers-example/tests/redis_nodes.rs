@@ -152,7 +152,16 @@ async fn subscribed(node: &Node, channel: &str) {
 
 /// Three example processes on `redis`.
 fn three_nodes(redis: &Redis) -> (Node, Node, Node) {
-    (Node::start(redis), Node::start(redis), Node::start(redis))
+    three_nodes_with(redis, &[])
+}
+
+/// Three example processes on `redis`, each with `args` too.
+fn three_nodes_with(redis: &Redis, args: &[&str]) -> (Node, Node, Node) {
+    (
+        Node::start_with(redis, args),
+        Node::start_with(redis, args),
+        Node::start_with(redis, args),
+    )
 }
 
 /// Repeats `request` (Redis coming back) until it answers 200, within
@@ -220,12 +229,7 @@ async fn a_publication_on_a_reaches_b_and_c_once_in_order_and_resumes_across_nod
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_older_than_the_history_gets_a_reset_on_another_node() {
     let Some(redis) = Redis::start() else { return };
-    let history = ["--redis-history", "5"];
-    let (a, b, c) = (
-        Node::start_with(&redis, &history),
-        Node::start_with(&redis, &history),
-        Node::start_with(&redis, &history),
-    );
+    let (a, b, c) = three_nodes_with(&redis, &["--redis-history", "5"]);
     let mut on_b = Sse::connect(b.addr, "/hub?channel=old", None).await;
     subscribed(&b, "old").await;
     for n in 0..3 {

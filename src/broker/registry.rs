@@ -1009,15 +1009,15 @@ impl Registry {
             entry.last = None;
             gone = entry.sub.sink.reset(&cell.name) == Offer::Gone;
         }
-        let newest = retained
-            .iter()
-            .chain(&buffered)
-            .rev()
-            .find(|m| m.kind() == MessageKind::Publication);
-        if let Some(newest) = newest {
-            let mut arrivals = lock(&cell.arrivals);
-            if arrivals.last.is_none() {
-                let read = newest.position();
+        // Before the channel's first delivery, what this history showed
+        // (the buffer holds deliveries, so it is empty of publications then).
+        let mut arrivals = lock(&cell.arrivals);
+        if arrivals.last.is_none() {
+            let newest = retained
+                .iter()
+                .rev()
+                .find(|m| m.kind() == MessageKind::Publication);
+            if let Some(read) = newest.map(|m| m.position()) {
                 let older = arrivals.read.as_ref().is_none_or(|seen| {
                     seen.epoch() != read.epoch() || seen.offset() < read.offset()
                 });
@@ -1026,6 +1026,7 @@ impl Registry {
                 }
             }
         }
+        drop(arrivals);
         let Some(entry) = state.subscribers.get_mut(key) else {
             return;
         };
