@@ -7,7 +7,8 @@
 //! after its start that its filter lets through exactly once, in order,
 //! without a reset. A second subscriber may join at any point: its catch-up
 //! can read the history past what pub/sub has delivered so far, which must
-//! not cost the first one anything.
+//! not cost the first one anything. A subscriber joining from the start of
+//! an empty channel must get every publication.
 //!
 //! The backend here is scripted: it holds the channel's log, answers reads
 //! only when the model says so (with the log as it is at that moment, as a
@@ -200,6 +201,10 @@ struct Variant {
     two: bool,
     /// Publication 2 is for team "a" (the first subscriber) only.
     filtered: bool,
+    /// The first subscriber joins from the channel's start (an empty
+    /// channel, as a client asking for a stream's whole history before
+    /// anything was published to it): it must get every publication.
+    from_start: bool,
 }
 
 /// The model's state, to know which steps may come next.
@@ -330,16 +335,16 @@ async fn settle() {
 async fn play(steps: &[Step], variant: Variant) -> Vec<(Vec<u64>, u64)> {
     let backend = Arc::new(Scripted::default());
     let broker = Broker::builder().backend(backend.clone()).build();
-    let join = |team: &str| {
+    let join = |team: &str, since: Option<Since>| {
         let recorder = Arc::new(Recorder {
             metadata: vec![("team".into(), team.into())],
             ..Recorder::default()
         });
         let subscription = broker.subscribe(recorder.clone(), SubscribeOptions::default());
-        subscription.join(CHANNEL, None).expect("join");
+        subscription.join(CHANNEL, since).expect("join");
         (recorder, subscription)
     };
-    let mut subscribers = vec![join("a")];
+    let mut subscribers = vec![join("a", variant.from_start.then_some(Since::Start))];
     settle().await;
     let mut state = Abstract::default();
     let mut carried: Vec<Arc<Message>> = Vec::new();
@@ -362,7 +367,7 @@ async fn play(steps: &[Step], variant: Variant) -> Vec<(Vec<u64>, u64)> {
             Step::Answer => {
                 backend.answer(state.confirmed);
             }
-            Step::JoinSecond => subscribers.push(join("b")),
+            Step::JoinSecond => subscribers.push(join("b", None)),
         }
         state = state.after(step);
         settle().await;
@@ -386,8 +391,9 @@ async fn play(steps: &[Step], variant: Variant) -> Vec<(Vec<u64>, u64)> {
 }
 
 /// Checks every sequence: each subscriber gets exactly the publications
-/// after where it started (the position read at its join) that its filter
-/// lets through, once each, in order, and no reset.
+/// after where it started (the position read at its join; the channel's
+/// start for a subscriber joining from there) that its filter lets
+/// through, once each, in order, and no reset.
 async fn check_all(variant: Variant) -> usize {
     let all = sequences(variant);
     assert!(!all.is_empty());
@@ -395,6 +401,11 @@ async fn check_all(variant: Variant) -> usize {
         let got = play(steps, variant).await;
         for (i, (got, start)) in got.iter().enumerate() {
             let team_b = i == 1;
+            let start = if i == 0 && variant.from_start {
+                &0
+            } else {
+                start
+            };
             let expected: Vec<u64> = (start + 1..=PUBLICATIONS)
                 .filter(|&n| !(team_b && variant.filtered && n == FILTERED))
                 .collect();
@@ -411,6 +422,22 @@ async fn check_all(variant: Variant) -> usize {
 async fn a_live_join_gets_everything_after_its_start_in_every_order() {
     let runs = check_all(Variant::default()).await;
     assert!(runs > 100, "only {runs} orders explored");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_join_from_the_start_gets_everything_in_every_order() {
+    let variant = Variant {
+        from_start: true,
+        ..Variant::default()
+    };
+    let runs = check_all(variant).await;
+    assert!(runs > 100, "only {runs} orders explored");
+    let with_cut = Variant {
+        with_cut: true,
+        ..variant
+    };
+    let runs = check_all(with_cut).await;
+    assert!(runs > 1_000, "only {runs} orders explored with a cut");
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -41,11 +41,16 @@
 //!
 //! On a backend other processes share, a subscriber joining "from now" is
 //! registered catching up too, starts at the channel's position read then,
-//! and catches up from it (`start_then_catch_up`). These rules are checked
+//! and catches up from it (`start_then_catch_up`). A catch-up that offered
+//! nothing (from the start of an empty channel, or a reset with nothing
+//! retained) reports the channel's position read then only in-process: on
+//! a shared backend that read can see a publication pub/sub has yet to
+//! deliver, which would then be dropped as seen. These rules are checked
 //! in every order of the events that race — placements, pub/sub
 //! deliveries, the subscription's confirmation, a cut and restored pub/sub
 //! connection, the answers to position and history reads, a second joiner
-//! whose catch-up reads past what the first was delivered — by the model
+//! whose catch-up reads past what the first was delivered, a join from the
+//! start of an empty channel — by the model
 //! test `tests/shared_backend_model.rs`.
 //!
 //! # Arrivals, and fan-outs that take many at once
@@ -1052,8 +1057,15 @@ impl Registry {
             return;
         }
         entry.sub.sink.caught_up(&cell.name);
-        if entry.last.is_none() {
-            // A reset with nothing retained: where the channel is now.
+        // Nothing offered (a reset with nothing retained, or a start from
+        // an empty channel): in-process, tell it where the channel is now
+        // (read under the backend's lock, so no publication is on its way).
+        // On a shared backend such a read would race what pub/sub is still
+        // bringing — a publication placed after the history read but
+        // delivered after the answer would be taken as seen and lost — so
+        // the subscriber stays at the start, and its first message tells
+        // it where it is.
+        if entry.last.is_none() && !self.backend.shared() {
             drop(state);
             self.report_start(cell, key, sub_id);
         }
