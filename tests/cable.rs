@@ -8,6 +8,7 @@
 
 mod support;
 
+use rill::broker::Broker;
 use rill::cable::{
     Cable, CableError, Channel, ChannelResult, Identifiers, Rejection, Subscription,
 };
@@ -550,6 +551,52 @@ async fn remote_disconnect_reaches_the_connections_of_an_identifier() {
     jo.expect(json!({"type": "disconnect", "reason": "remote", "reconnect": true}))
         .await;
     s.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn remote_disconnect_reaches_the_other_cables_on_the_broker() {
+    // Two cables on one broker stand for two processes on one Redis
+    // (tests/cable_redis.rs has the real thing).
+    let broker = Broker::new();
+    let a = setup(|b| b.broker(broker.clone())).await;
+    let b = setup(|b| b.broker(broker.clone())).await;
+    let mut ivy_a = Client::connect(&a, "?user=ivy", JSON_PROTOCOLS).await;
+    let mut ivy_b = Client::connect(&b, "?user=ivy", JSON_PROTOCOLS).await;
+    let mut jo_b = Client::connect(&b, "?user=jo", JSON_PROTOCOLS).await;
+    for c in [&mut ivy_a, &mut ivy_b, &mut jo_b] {
+        c.expect(json!({"type": "welcome"})).await;
+    }
+    // A session of ivy's parked on b, waiting for its client.
+    let (parked, _sid, _) = ext_subscribe(&b, "?user=ivy").await;
+    parked.ws.vanish();
+    b.server
+        .eventually("the session parked", || b.cable.parked_session_count() == 1)
+        .await;
+
+    // a reaches its own connection at once, b's through the broker.
+    assert_eq!(a.cable.disconnect(&[("user", "ivy")], false), 1);
+    let remote = json!({"type": "disconnect", "reason": "remote", "reconnect": false});
+    ivy_a.expect(remote.clone()).await;
+    assert_eq!(ivy_a.next().await, None, "one disconnect, then the close");
+    ivy_b.expect(remote).await;
+    assert_eq!(ivy_b.ws.recv_close().await, Some(1000));
+    b.server
+        .eventually("the parked session ended", || {
+            b.cable.parked_session_count() == 0
+                && b.log.lock().unwrap().iter().any(|e| e == "disconnect ivy")
+        })
+        .await;
+    // jo, on b too, is still connected.
+    let echo = json!({"channel": "EchoChannel"});
+    jo_b.subscribe(echo.clone()).await;
+    assert_eq!(jo_b.data().await, "hello");
+    jo_b.expect(json!({"identifier": id(&echo), "type": "confirm_subscription"}))
+        .await;
+    b.server
+        .eventually("jo alone on b", || b.cable.connection_count() == 1)
+        .await;
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

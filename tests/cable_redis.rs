@@ -6,7 +6,8 @@
 //! order, its timers running — and then ends on neither's callbacks at the
 //! owner; one nobody restores ends on its owner as before; a local restore
 //! takes the record so no other process can; bad records give a fresh
-//! welcome.
+//! welcome; a remote disconnect asked of one reaches the other's
+//! connections and parked sessions.
 //!
 //! Needs `redis-server` (scripts/setup-test-deps.sh installs it). Without
 //! it the tests say so and pass — except with `CI=true`, where a missing
@@ -518,4 +519,63 @@ async fn a_session_expiring_while_redis_is_down_ends_on_its_owner() {
         ]
     );
     a.server.shutdown().await.unwrap();
+}
+
+/// A remote disconnect asked of A reaches B's connections and B's parked
+/// sessions of that user, through Redis; the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_disconnect_reaches_every_process() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let log: Log = Arc::default();
+    let a = node(&redis, "A", &log, Duration::from_secs(5)).await;
+    let b = node(&redis, "B", &log, Duration::from_secs(5)).await;
+    let (mut ivy, _) = welcomed(&b, "ivy").await;
+    let (mut jo, _) = welcomed(&b, "jo").await;
+    let (mut away, away_sid) = welcomed(&b, "ivy").await;
+    away.subscribe(&json!({"channel": "EchoChannel"})).await;
+    away.ws.vanish();
+    b.server
+        .eventually("the session parked on B", || {
+            b.cable.parked_session_count() == 1
+        })
+        .await;
+    // B listens for remote disconnects from its first connection on; wait
+    // for Redis to have its subscription (a disconnect published before
+    // it would be news to no one on B).
+    let control = format!("{PREFIX}{{cable:remote-disconnect}}:msgs");
+    b.server
+        .eventually("B subscribed to remote disconnects", || {
+            redis.command(&["PUBSUB", "CHANNELS", &control]).as_deref() == Some("*1")
+        })
+        .await;
+
+    assert_eq!(a.cable.disconnect(&[("user", "ivy")], true), 0, "none on A");
+    assert_eq!(
+        ivy.next().await,
+        Some(json!({"type": "disconnect", "reason": "remote", "reconnect": true}))
+    );
+    assert_eq!(ivy.next().await, None);
+    b.server
+        .eventually("ivy's parked session ended on B", || {
+            b.cable.parked_session_count() == 0
+                && entries(&log)
+                    .iter()
+                    .filter(|e| *e == "B disconnect ivy")
+                    .count()
+                    == 2
+        })
+        .await;
+    assert_eq!(
+        redis.command(&["EXISTS", &stash_key(&away_sid)]).as_deref(),
+        Some(":0")
+    );
+    // jo, on B too, is still connected.
+    jo.subscribe(&json!({"channel": "EchoChannel"})).await;
+    b.server
+        .eventually("jo alone on B", || b.cable.connection_count() == 1)
+        .await;
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
 }

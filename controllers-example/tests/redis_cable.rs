@@ -7,8 +7,7 @@
 //!
 //! * `@rails/actioncable` on B, in a ChatChannel room: 450 broadcasts on A
 //!   (a pipelined burst, 50 one request at a time, another burst) arrive
-//!   once each; those made one request at a time in order (the bursts'
-//!   order is not kept: see below).
+//!   once each, in the order they were posted.
 //! * `@anycable/web` over `actioncable-v1-ext-json` on B: messages from A
 //!   arrive with stream positions; its socket is cut and held away while
 //!   20 more are broadcast; it comes back on node C, which restores the
@@ -16,8 +15,9 @@
 //!   subscription, no resubscribe (so no `subscribed` on C), and history
 //!   from its stream position — C reads the missed ones from Redis. Cut
 //!   again, back on C, which now holds the session itself: restored again,
-//!   history from Redis. The 60 messages after the first 20 each once, in
-//!   order (the first 20: see below).
+//!   history from Redis. Every message once, in order.
+//! * A remote disconnect asked of A (`POST /cable/disconnect`) reaches
+//!   that user's Rails client on B; another user's on C stays connected.
 //!
 //! Needs node and `tests/js/node_modules` (fails without them) and
 //! `redis-server` (without it the test says so and passes, except with
@@ -199,5 +199,24 @@ async fn actioncable_spans_processes_on_redis_with_the_official_clients() {
     assert_eq!(frames["notObjects"], json!([]), "{frames}");
     assert_eq!(frames["pingsBad"], json!([]), "{frames}");
     assert_eq!(frames["disconnectsBad"], json!([]), "{frames}");
-    assert_eq!(frames["disconnects"], 0, "{frames}");
+    // The one disconnect frame of the run: c.'s.
+    assert_eq!(frames["disconnects"], 1, "{frames}");
+
+    // c. A remote disconnect asked of A: none there, rory's on B reached
+    // through Redis, sam's on C untouched.
+    let remote = &r["remote"];
+    assert_eq!(remote["error"], Value::Null, "{r}");
+    assert_eq!(remote["answerOnA"], json!({"disconnected": 0}), "{remote}");
+    assert_eq!(
+        remote["rory"],
+        json!(["connected", "disconnected(false)"]),
+        "{remote}"
+    );
+    assert_eq!(
+        remote["disconnectFrames"],
+        json!([{"type": "disconnect", "reason": "remote", "reconnect": false}]),
+        "{remote}"
+    );
+    assert_eq!(remote["sam"], json!(["connected"]), "{remote}");
+    assert_eq!(remote["samOpen"], true, "{remote}");
 }

@@ -17,7 +17,8 @@
 //! * `outbox` — a connection's queue of frames; `sink` — a subscription as
 //!   the broker's subscriber; `session` — a connection's task; `parked` —
 //!   a session kept for its client to restore, here or (on a shared
-//!   backend) on another process.
+//!   backend) on another process; `remote` — disconnects that reach the
+//!   cables of other processes through the broker.
 //!
 //! # Guarantees beyond Rails'
 //!
@@ -45,6 +46,7 @@ pub mod naming;
 mod outbox;
 mod parked;
 pub mod protocol;
+mod remote;
 mod server;
 mod session;
 mod sink;

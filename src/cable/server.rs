@@ -23,6 +23,7 @@ use super::{
     outbox::{Outbox, OutboxReader},
     parked::{self, Parked},
     protocol::{self, DisconnectReason, Protocol, PROTOCOL_EXT_JSON, PROTOCOL_JSON},
+    remote::{self, Listener},
     session::{self, Event},
 };
 use crate::{
@@ -214,6 +215,11 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<String, Parked>>,
     next_id: AtomicU64,
     ticking: AtomicBool,
+    /// Tells this cable's remote disconnects from others' on the broker.
+    origin: String,
+    /// Listens for other cables' remote disconnects (from the first
+    /// connection on).
+    listener: Mutex<Option<Listener>>,
 }
 
 /// A connection as the server reaches it: to ping it, to disconnect it,
@@ -586,6 +592,8 @@ impl CableBuilder {
                 sessions: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 ticking: AtomicBool::new(false),
+                origin: remote::new_origin(),
+                listener: Mutex::default(),
             }),
         }
     }
@@ -669,6 +677,7 @@ impl Cable {
             Err(error) => return handshake::refusal(&error),
         };
         self.start_ticker();
+        self.listen_for_remote_disconnects();
         let protocol = prepared
             .protocol()
             .and_then(|p| Protocol::from_name(&p))
@@ -798,7 +807,14 @@ impl Cable {
     /// `matching` (Rails' `remote_connections.where(…).disconnect`): its
     /// client gets `{"type":"disconnect","reason":"remote","reconnect":…}`
     /// and the socket closes. Sessions of such connections waiting to be
-    /// restored end too. How many connections it reached.
+    /// restored end too.
+    ///
+    /// It reaches the connections of this process at once, and returns how
+    /// many; then it tells every other cable on the same broker backend
+    /// (the processes sharing a Redis and key prefix, or other cables on
+    /// this broker) through the broker, and each disconnects its own as the
+    /// message arrives. A backend that cannot be reached (Redis down) is
+    /// logged: the other processes are not told.
     ///
     /// # Example
     ///
@@ -809,9 +825,21 @@ impl Cable {
     /// // A user signed out everywhere: close their sockets, no reconnect
     /// // (Rails' `remote_connections.where(current_user: user).disconnect`).
     /// let reached = cable.disconnect(&[("current_user", "42")], false);
-    /// assert_eq!(reached, 0); // nobody connected in this example
+    /// assert_eq!(reached, 0); // nobody connected here in this example
     /// ```
     pub fn disconnect(&self, matching: &[(&str, &str)], reconnect: bool) -> usize {
+        let reached = self.disconnect_here(matching, reconnect);
+        if let Err(error) =
+            remote::publish(&self.inner.broker, &self.inner.origin, matching, reconnect)
+        {
+            tracing::warn!(%error, "remote cable disconnect not sent to other processes");
+        }
+        reached
+    }
+
+    /// [`disconnect`](Cable::disconnect) on this process only: how many
+    /// connections it reached.
+    pub(crate) fn disconnect_here(&self, matching: &[(&str, &str)], reconnect: bool) -> usize {
         let frame = Bytes::from(protocol::disconnect(DisconnectReason::Remote, reconnect));
         let mut reached = 0;
         for live in lock(&self.inner.connections).values() {
@@ -1003,6 +1031,19 @@ impl Cable {
         let cable = self.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { parked::end(&cable, parked).await });
+        }
+    }
+
+    /// Starts listening for other cables' remote disconnects, unless it
+    /// listens already (a refusal — too many channels — is logged and tried
+    /// again at the next connection).
+    fn listen_for_remote_disconnects(&self) {
+        let mut listener = lock(&self.inner.listener);
+        if listener.is_none() {
+            match Listener::start(self, &self.inner.origin) {
+                Ok(started) => *listener = Some(started),
+                Err(error) => tracing::warn!(%error, "not listening for remote cable disconnects"),
+            }
         }
     }
 

@@ -19,6 +19,8 @@
 //    again and held away while more are broadcast, back on C, which now
 //    holds the session itself: restored, history from Redis. Every message
 //    exactly once, in order.
+// c. A remote disconnect (`POST /cable/disconnect` on A) reaches the Rails
+//    client of that user on B; another user's on C stays connected.
 //
 // Prints one JSON line for controllers-example/tests/redis_cable.rs.
 // Usage: node cable-nodes.mjs ws://B ws://A ws://C
@@ -31,6 +33,7 @@ import {
   finish,
   frameFacts,
   pipelinedBroadcasts,
+  remoteDisconnect,
   section,
   sleep,
   sockets,
@@ -327,6 +330,41 @@ result.anycable = await section('anycable', async () => {
     delivery: range(21, 80),
   };
   cable.disconnect();
+  return facts;
+});
+
+// c. A remote disconnect asked of A reaches a Rails client on B (the
+//    cable on A tells the others through Redis); one on C stays.
+result.remote = await section('remote', async () => {
+  const first = sockets.length;
+  const open = async (node, user) => {
+    const t = await token(A.http, user);
+    const consumer = AC.createConsumer(`${node.ws}/cable?token=${encodeURIComponent(t)}`);
+    const log = [];
+    consumer.subscriptions.create({ channel: 'ChatChannel', room: unique('remote') }, {
+      connected: () => log.push('connected'),
+      disconnected: (arg) => log.push(`disconnected(${arg?.willAttemptReconnect})`),
+      rejected: () => log.push('rejected'),
+    });
+    consumer.connect();
+    await until(() => log.length > 0, WAIT, `remote: ${user} confirmation`);
+    return { consumer, log };
+  };
+  const rory = await open(B, 'rory');
+  const sam = await open(C, 'sam');
+  const answer = JSON.parse(await remoteDisconnect(A.http, 'rory', false));
+  await until(() => rory.log.some((l) => l.startsWith('disconnected')), WAIT, 'remote: rory disconnected');
+  await sleep(300);
+  const frames = sockets.slice(first).flatMap((s) => s.frames);
+  const facts = {
+    answerOnA: answer,
+    rory: [...rory.log],
+    sam: [...sam.log],
+    samOpen: sam.consumer.connection.isOpen(),
+    disconnectFrames: frames.filter((f) => f.type === 'disconnect'),
+  };
+  rory.consumer.disconnect();
+  sam.consumer.disconnect();
   return facts;
 });
 

@@ -7,7 +7,8 @@
 //! * `POST /cable/broadcast` `{"stream": S, "data": D}` — broadcasts `D` to
 //!   `S` as given (an object stays an object, a string a string).
 //! * `POST /cable/disconnect` `{"user": U, "reconnect": bool}` — remote
-//!   disconnect of `U`'s connections.
+//!   disconnect of `U`'s connections, on every process sharing the Redis
+//!   (`--redis`); answers `{"disconnected": N}`, those on this process.
 //! * `GET /cable-chat` — a chat page on the cable, with `@rails/actioncable`.
 //! * `GET /actioncable.esm.js` — the official client: the npm package's file
 //!   when the test set-up installed it (`tests/js/node_modules`, or the
