@@ -580,6 +580,7 @@ async fn remote_disconnect_reaches_the_other_cables_on_the_broker() {
     assert_eq!(ivy_a.next().await, None, "one disconnect, then the close");
     ivy_b.expect(remote).await;
     assert_eq!(ivy_b.ws.recv_close().await, Some(1000));
+    ivy_b.ws.send_close(1000).await;
     b.server
         .eventually("the parked session ended", || {
             b.cable.parked_session_count() == 0

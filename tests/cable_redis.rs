@@ -556,7 +556,10 @@ async fn a_remote_disconnect_reaches_every_process() {
         ivy.next().await,
         Some(json!({"type": "disconnect", "reason": "remote", "reconnect": true}))
     );
-    assert_eq!(ivy.next().await, None);
+    assert_eq!(ivy.next().await, None, "then the close");
+    // The close answered: the session ends (and runs `disconnect`) now,
+    // not when the server stops waiting for the answer.
+    ivy.ws.send_close(1000).await;
     b.server
         .eventually("ivy's parked session ended on B", || {
             b.cable.parked_session_count() == 0
