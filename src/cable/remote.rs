@@ -1,4 +1,4 @@
-//! Remote disconnects across processes: a [`Cable::disconnect`] reaches
+//! Remote disconnects across processes: a `Cable::disconnect` reaches
 //! the connections and parked sessions of every cable on the same broker
 //! backend, as Rails' `remote_connections` does through its pub/sub
 //! adapter.
@@ -16,9 +16,8 @@
 //! fan-out calls [`Sink::offer`]).
 
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use super::server::{Cable, Inner};
 use crate::broker::{
     Broker, BrokerSubscription, Delivery, Message, MessageKind, Metadata, Offer, Position,
     Publication, PublishError, Sink, SubscribeError, SubscribeOptions,
@@ -62,29 +61,34 @@ pub(crate) fn publish(
     broker.publish_detached(CHANNEL, Publication::new(json))
 }
 
+/// Applies an order to the cable that listens: its local disconnect,
+/// reached through a weak reference — `None` once the cable is gone.
+pub(crate) type Apply = Box<dyn Fn(&[(&str, &str)], bool) -> Option<usize> + Send + Sync>;
+
 /// A cable's membership in [`CHANNEL`]: dropping it stops listening.
 pub(crate) struct Listener {
     _subscription: BrokerSubscription,
 }
 
 impl Listener {
-    /// Starts listening for the orders of other cables on `cable`'s broker.
-    /// The listener holds the cable weakly: the cable (which keeps the
-    /// listener) is dropped as usual.
+    /// Starts listening on `broker` for the orders of cables other than
+    /// `origin`, handing each to `apply`. `apply` must hold its cable
+    /// weakly: the cable (which keeps the listener) is dropped as usual.
     ///
     /// # Errors
     ///
     /// What the broker refuses the join for (too many channels, say).
-    pub(crate) fn start(cable: &Cable, origin: &str) -> Result<Listener, SubscribeError> {
+    pub(crate) fn start(
+        broker: &Broker,
+        origin: &str,
+        apply: Apply,
+    ) -> Result<Listener, SubscribeError> {
         let sink = Arc::new(OrderSink {
-            cable: Arc::downgrade(&cable.inner),
+            apply,
             origin: origin.to_owned(),
             metadata: Metadata::default(),
         });
-        let subscription = cable
-            .inner
-            .broker
-            .subscribe(sink, SubscribeOptions::default());
+        let subscription = broker.subscribe(sink, SubscribeOptions::default());
         subscription.join(CHANNEL, None)?;
         Ok(Listener {
             _subscription: subscription,
@@ -94,16 +98,13 @@ impl Listener {
 
 /// Applies the orders of other cables to its cable.
 struct OrderSink {
-    cable: Weak<Inner>,
+    apply: Apply,
     origin: String,
     metadata: Metadata,
 }
 
 impl Sink for OrderSink {
     fn offer(&self, message: &Arc<Message>, _: Delivery) -> Offer {
-        let Some(inner) = self.cable.upgrade() else {
-            return Offer::Gone;
-        };
         if message.kind() != MessageKind::Publication {
             return Offer::Queued;
         }
@@ -115,7 +116,9 @@ impl Sink for OrderSink {
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_str()))
                     .collect();
-                let reached = Cable { inner }.disconnect_here(&matching, order.reconnect);
+                let Some(reached) = (self.apply)(&matching, order.reconnect) else {
+                    return Offer::Gone;
+                };
                 tracing::debug!(reached, origin = order.origin, "remote cable disconnect");
             }
             Err(error) => {

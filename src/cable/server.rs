@@ -839,7 +839,7 @@ impl Cable {
 
     /// [`disconnect`](Cable::disconnect) on this process only: how many
     /// connections it reached.
-    pub(crate) fn disconnect_here(&self, matching: &[(&str, &str)], reconnect: bool) -> usize {
+    fn disconnect_here(&self, matching: &[(&str, &str)], reconnect: bool) -> usize {
         let frame = Bytes::from(protocol::disconnect(DisconnectReason::Remote, reconnect));
         let mut reached = 0;
         for live in lock(&self.inner.connections).values() {
@@ -1040,7 +1040,12 @@ impl Cable {
     fn listen_for_remote_disconnects(&self) {
         let mut listener = lock(&self.inner.listener);
         if listener.is_none() {
-            match Listener::start(self, &self.inner.origin) {
+            let cable = Arc::downgrade(&self.inner);
+            let apply: remote::Apply = Box::new(move |matching, reconnect| {
+                let inner = cable.upgrade()?;
+                Some(Cable { inner }.disconnect_here(matching, reconnect))
+            });
+            match Listener::start(&self.inner.broker, &self.inner.origin, apply) {
                 Ok(started) => *listener = Some(started),
                 Err(error) => tracing::warn!(%error, "not listening for remote cable disconnects"),
             }
